@@ -12,12 +12,11 @@ def pending(name: str, help_text: str, needs: str) -> Callable[[argparse._SubPar
 
     def register(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=f"{help_text} (not available yet)", add_help=True)
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
         def run(args: argparse.Namespace) -> int:
             print(f"fastt2i {name}: no backend yet ({needs}).", file=sys.stderr)
             return 3
 
-        p.set_defaults(func=run)
+        p.set_defaults(func=run, accepts_extra=True)  # options of the future backend are ignored
 
     return register

@@ -1,0 +1,1 @@
+"""Small shared helpers (image grids, conversions) used across data, training and inference."""
