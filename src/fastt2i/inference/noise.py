@@ -1,0 +1,71 @@
+"""Per-seed noise (row i from its own CPU generator seeded with seeds[i]: same latent at any batch size) and seed lists."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import torch
+
+from fastt2i.errors import ConfigError
+
+MAX_SEED = 2**63 - 1
+MAX_SEEDS = 1_000_000
+
+
+def seed_noise(
+    seeds: Sequence[int],
+    shape: tuple[int, ...],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Standard normal noise [N, *shape], row i drawn on CPU from ``torch.Generator().manual_seed(seeds[i])``.
+
+    Args:
+        seeds: one non-negative integer per row.
+        shape: shape of one row, e.g. (z_dim,) or (C, H, W).
+        device: where the result goes (drawing always happens on CPU, so results match across devices).
+        dtype: result dtype (drawn in float32 then cast).
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("seed_noise needs at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"seeds must be integers in [0, 2**63-1], got {s!r}")
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ConfigError(f"noise shape must not have negative sizes, got {shape}")
+    rows = [torch.randn(shape, generator=torch.Generator(device="cpu").manual_seed(s), dtype=torch.float32)
+            for s in seeds]
+    out = torch.stack(rows)  # [N, *shape]
+    return out.to(device=device, dtype=dtype or torch.float32)
+
+
+_PART = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse a seed list such as ``"0-7,10,12-13"`` (inclusive ranges, order kept) into integers.
+
+    Args:
+        text: comma-separated non-negative integers or ``a-b`` ranges with a <= b.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("empty seed list: give seeds like '0-7,10,12-13'")
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = _PART.match(part)
+        if not m:
+            raise ConfigError(f"bad seed {part!r} in {text!r}: use non-negative integers and ranges like '0-7,10'")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ConfigError(f"bad seed range {part!r} in {text!r}: the end is below the start")
+        if hi > MAX_SEED:
+            raise ConfigError(f"seed {hi} in {text!r} is above 2**63-1")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise ConfigError(f"seed list {text!r} has more than {MAX_SEEDS:,} seeds")
+        seeds.extend(range(lo, hi + 1))
+    return seeds

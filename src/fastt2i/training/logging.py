@@ -1,0 +1,130 @@
+"""Run logging for the main process: TensorBoard scalars and image grids, log.jsonl, samples/*.png, a kimg progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fastt2i.utils.images import make_grid
+
+
+class RunLogger:
+    """Writes what a run reports; every method is a no-op when `enabled` is False (non-main processes).
+
+    Args:
+        run_dir: the run directory (writes tb/, log.jsonl, metrics.jsonl, samples/).
+        total_kimg: training length, for the progress bar.
+        start_kimg: kimg already done (resume).
+        enabled: False on processes other than the main one.
+        tensorboard: also write TensorBoard event files.
+        progress: show a tqdm bar (kimg, kimg/s, ETA).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        total_kimg: float,
+        start_kimg: float = 0.0,
+        *,
+        enabled: bool = True,
+        tensorboard: bool = True,
+        progress: bool = True,
+    ):
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self._tb = None
+        self._bar = None
+        self._t0 = time.perf_counter()
+        self._last_t = self._t0
+        self._last_kimg = start_kimg
+        if not enabled:
+            return
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        if progress:
+            self._bar = tqdm(
+                total=round(total_kimg, 3),
+                initial=round(start_kimg, 3),
+                unit="kimg",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]",
+            )
+
+    def advance(self, kimg: float) -> None:
+        """Move the progress bar to `kimg` done."""
+        if self._bar is not None:
+            target = min(round(kimg, 6), self._bar.total)
+            self._bar.update(target - self._bar.n)
+
+    def scalars(self, step: int, kimg: float, values: dict[str, float]) -> dict[str, float]:
+        """Log `values` plus throughput at `step`; returns what was written (also one line of log.jsonl)."""
+        if not self.enabled:
+            return {}
+        now = time.perf_counter()
+        dt = max(now - self._last_t, 1e-9)
+        rec = {"step": step, "kimg": round(kimg, 6), "kimg_per_s": (kimg - self._last_kimg) / dt,
+               "time_s": now - self._t0, **{k: float(v) for k, v in values.items()}}
+        self._last_t, self._last_kimg = now, kimg
+        if self._tb is not None:
+            for k, v in rec.items():
+                if k not in ("step",) and math.isfinite(v):
+                    self._tb.add_scalar(k if "/" in k else f"train/{k}", v, step)
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self._bar is not None:
+            shown = {k: f"{v:.3g}" for k, v in list(values.items())[:4]}
+            self._bar.set_postfix(shown, refresh=False)
+        return rec
+
+    def metrics(self, step: int, kimg: float, values: dict[str, Any]) -> None:
+        """Append evaluation results to metrics.jsonl and TensorBoard (numbers only go to TensorBoard)."""
+        if not self.enabled:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "kimg": round(kimg, 6), **values}) + "\n")
+        if self._tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(f"metrics/{k}", v, step)
+
+    def images(self, step: int, kimg: float, images: torch.Tensor) -> Path | None:
+        """Save a [N,3,H,W] grid in [-1,1] as samples/samples-<nimg>.png and to TensorBoard; returns the PNG path."""
+        if not self.enabled:
+            return None
+        if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] == 3):
+            raise ValueError(f"sample_grid() must return [N,3,H,W] in [-1,1], got {getattr(images, 'shape', images)}")
+        grid = make_grid(images)
+        path = self.run_dir / "samples" / f"samples-{round(kimg * 1000):09d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        if self._tb is not None:
+            self._tb.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+        return path
+
+    def message(self, text: str) -> None:
+        """Print a line without breaking the progress bar."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None

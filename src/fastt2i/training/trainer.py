@@ -1,0 +1,577 @@
+"""The base `Trainer`: device/precision/distribution (HF Accelerate), run dir, resume, states, signals, EMA, logging.
+
+A model family subclasses it and owns models, optimizers, losses and the step:
+
+    class FooTrainer(Trainer):
+        def setup(self):
+            G = FooGenerator(self.config.model)
+            opt = torch.optim.Adam(G.parameters(), lr=self.config.lr)
+            self.G, self.opt = self.prepare(G, opt)          # DDP / device / autocast handled by Accelerate
+            self.G_ema = self.add_ema("G", self.G)            # updated by the base after every step
+
+        def train_step(self, batch, step):                    # batch["image"]: [B_rank,3,R,R] in [-1,1]
+            with self.autocast():
+                loss = foo_loss(self.G, batch)
+            self.opt.zero_grad(set_to_none=True)
+            self.backward(loss)
+            self.opt.step()
+            return {"loss": loss.detach()}
+
+        def state_dict(self):
+            return {"G": self.unwrap(self.G).state_dict(), "opt": self.opt.state_dict()}
+
+        def load_state_dict(self, state):
+            self.unwrap(self.G).load_state_dict(state["G"]); self.opt.load_state_dict(state["opt"])
+
+    FooTrainer(run_config).run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastt2i.config import to_dict
+from fastt2i.errors import ConfigError, DataError, Fastt2iError
+from fastt2i.training.config import TrainConfig, find_train_config
+from fastt2i.training.ema import EMA
+from fastt2i.training.logging import RunLogger
+from fastt2i.training.state import (
+    atomic_write_bytes,
+    list_states,
+    load_state,
+    prune_states,
+    save_state,
+    state_path,
+)
+
+STATE_FORMAT = "fastt2i.train_state"
+STATE_VERSION = 1
+
+
+class NonFiniteLossError(Fastt2iError):
+    """A loss term became NaN or infinite; the run stops without saving over the last good state."""
+
+
+def check_finite(losses: Mapping[str, Any]) -> None:
+    """Raise NonFiniteLossError naming every non-finite term of `losses` (floats or 0-d tensors)."""
+    bad = []
+    for name, value in losses.items():
+        v = float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
+        if not math.isfinite(v):
+            bad.append(f"{name}={v}")
+    if bad:
+        raise NonFiniteLossError(f"non-finite loss term(s): {', '.join(bad)}")
+
+
+def dry_run(config: Any, file: TextIO | None = None) -> int:
+    """Print the resolved config as JSON (what `run()` would write to run_dir/config.json); returns exit code 0."""
+    print(json.dumps(to_dict(config), indent=2), file=file or sys.stdout)
+    return 0
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed derived from (seed, step, rank); independent streams for neighbouring values."""
+    a, b = np.random.SeedSequence([seed, step, rank]).generate_state(2, dtype=np.uint32)
+    return (int(a) << 31) ^ int(b)
+
+
+@functools.lru_cache(maxsize=1)
+def _has_accelerator_rng() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return bool(torch.cuda.is_available() or (mps is not None and mps.is_available())
+                or (xpu is not None and xpu.is_available()))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python `random`, NumPy's global RNG and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if _has_accelerator_rng():
+        torch.manual_seed(seed)
+    else:  # CPU only: skips the lazy per-backend seeding calls (about 1 ms each step)
+        torch.random.default_generator.manual_seed(seed)
+
+
+def make_accelerator(mixed_precision: str = "no", **kwargs: Any) -> Any:
+    """An `accelerate.Accelerator`; under torchrun/`accelerate launch` without a GPU it runs multi-CPU over gloo.
+
+    Accelerate only treats a multi-process launch on a CPU-only machine as distributed when `cpu=True` is passed,
+    so that is set when WORLD_SIZE > 1 and CUDA is absent (checked with torch 2.13 / accelerate 1.15).
+    """
+    from accelerate import Accelerator
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    kwargs.setdefault("cpu", world > 1 and not torch.cuda.is_available())
+    try:
+        return Accelerator(mixed_precision=mixed_precision, **kwargs)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"cannot set up Accelerate (mixed_precision={mixed_precision!r}): {str(e).splitlines()[0]}") from e
+
+
+def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
+    """True if a multiple of `every_kimg` thousand images lies in (prev_nimg, cur_nimg]."""
+    if every_kimg <= 0:
+        return False
+    every = every_kimg * 1000
+    return math.floor(cur_nimg / every + 1e-9) > math.floor(prev_nimg / every + 1e-9)
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON-like values differ, as 'key: old -> new'."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a:
+                out.append(f"{key}: (absent) -> {json.dumps(b[k])}")
+            elif k not in b:
+                out.append(f"{key}: {json.dumps(a[k])} -> (absent)")
+            else:
+                out.extend(_diff(a[k], b[k], key))
+        return out
+    return [] if a == b else [f"{prefix or '(root)'}: {json.dumps(a)} -> {json.dumps(b)}"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `Trainer.run()` ended with.
+
+    Args:
+        finished: True if training reached `kimg`.
+        reason: "finished", or the signal name ("SIGINT"/"SIGTERM") that stopped the run.
+        step: optimisation steps done.
+        cur_nimg: images shown (global).
+        state: the last training state written (None if nothing was written).
+    """
+
+    finished: bool
+    reason: str
+    step: int
+    cur_nimg: int
+    state: Path | None
+
+
+class Trainer:
+    """Base class of every family trainer: owns the run, the family owns models, optimizers, losses and the step.
+
+    Hooks a family overrides: `setup`, `train_step`, `state_dict`, `load_state_dict` (required) and `sample_grid`,
+    `evaluate`, `export`, `make_batches` (optional).
+
+    Args:
+        config: the full run config (any frozen dataclass containing exactly one `TrainConfig`), or a TrainConfig;
+            written to run_dir/config.json.
+        tensorboard: write TensorBoard event files (main process).
+        progress: show a tqdm progress bar (main process).
+        accelerator_kwargs: extra arguments for `accelerate.Accelerator`.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        tensorboard: bool = True,
+        progress: bool = True,
+        accelerator_kwargs: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.train_cfg, self._train_path = find_train_config(config)
+        self.accelerator = make_accelerator(self.train_cfg.mixed_precision, **(accelerator_kwargs or {}))
+        if self.train_cfg.batch_size % self.world_size:
+            raise ConfigError(
+                f"train.batch_size={self.train_cfg.batch_size} is not divisible by the {self.world_size} processes"
+            )
+        self.run_dir = Path(self.train_cfg.run_dir).expanduser().absolute()
+        self.step = 0
+        self.cur_nimg = 0
+        self.stop_requested: str | None = None
+        self._emas: dict[str, tuple[EMA, nn.Module]] = {}
+        self._tensorboard = tensorboard
+        self._progress = progress
+        self.logger: RunLogger | None = None
+        self.batches: Any = None  # what make_batches() returned (a fastt2i.data BatchIterator by default)
+
+    # ----------------------------------------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world_size(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def batch_per_rank(self) -> int:
+        """Images per process per step (global batch_size / world_size)."""
+        return self.train_cfg.batch_size // self.world_size
+
+    @property
+    def total_nimg(self) -> int:
+        return int(round(self.train_cfg.kimg * 1000))
+
+    # ----------------------------------------------------------------------------------------------- helpers
+    def prepare(self, *objs: Any) -> Any:
+        """`accelerator.prepare`: moves modules to the device, wraps them for DDP and optimizers for mixed precision."""
+        return self.accelerator.prepare(*objs)
+
+    def unwrap(self, module: nn.Module) -> nn.Module:
+        """The plain module under any DDP/compile wrapper (save and EMA use this)."""
+        return self.accelerator.unwrap_model(module)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """`loss.backward()` with the mixed-precision grad scaler when one is active."""
+        self.accelerator.backward(loss)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context in which forward passes run in the configured mixed precision."""
+        return self.accelerator.autocast()
+
+    def add_ema(self, name: str, module: nn.Module) -> nn.Module:
+        """Track an EMA of `module` (updated by the base after every step, saved in the state); returns the EMA module."""
+        if name in self._emas:
+            raise ConfigError(f"EMA {name!r} added twice")
+        cfg = self.train_cfg
+        source = self.unwrap(module)  # the plain module (shares parameters with any DDP wrapper)
+        ema = EMA(source, ema_kimg=cfg.ema_kimg, rampup=cfg.ema_rampup)
+        self._emas[name] = (ema, source)
+        return ema.module
+
+    def ema(self, name: str) -> nn.Module:
+        """The EMA module registered under `name`."""
+        return self._emas[name][0].module
+
+    def print(self, text: str) -> None:
+        """Print one line from the main process (through the progress bar when one is shown)."""
+        if self.logger is not None:
+            self.logger.message(text)
+        elif self.is_main:
+            print(text, file=sys.stderr, flush=True)
+
+    # ----------------------------------------------------------------------------------------------- hooks
+    def setup(self) -> None:
+        """Build models and optimizers, `prepare` them and `add_ema` what should be averaged. Called once by `run()`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement setup()")
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float | torch.Tensor]:
+        """One optimisation step on one per-rank batch; returns scalar losses for logging (checked for NaN/inf).
+
+        Args:
+            batch: {"image": [B_rank,3,R,R] in [-1,1] on `self.device`, "caption": list[str], "key": list[str]}.
+            step: number of steps done before this one (global, same on every rank).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement train_step()")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The family's part of the training state: UNWRAPPED module state dicts, optimizers, schedulers, plain values."""
+        raise NotImplementedError(f"{type(self).__name__} must implement state_dict()")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict()` returned (called after `setup()` when resuming)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load_state_dict()")
+
+    def sample_grid(self) -> torch.Tensor | None:
+        """Images to show, [N,3,H,W] in [-1,1], or None. Called on the main process only, under no_grad."""
+        return None
+
+    def evaluate(self) -> dict[str, Any] | None:
+        """Metrics every `eval_kimg` (called on every rank; the main one logs the result). None = nothing to log."""
+        return None
+
+    def export(self, path: Path) -> Path | None:
+        """Write the inference model (e.g. the EMA module's `save_pretrained`) at the end of a finished run.
+
+        Called on the main process only. The base writes nothing and returns None.
+        """
+        return None
+
+    def make_batches(self, start_sample: int) -> Iterator[dict[str, Any]]:
+        """Infinite iterator of this rank's batches, resuming after `start_sample` samples consumed globally.
+
+        The default reads `train.data` with `fastt2i.data`; override to feed synthetic batches.
+        """
+        from fastt2i.data import make_loader, open_dataset
+
+        cfg = self.train_cfg
+        if not cfg.data:
+            raise ConfigError("train.data is empty: give the dataset path (folder, manifest, shards or .npz)")
+        dataset = open_dataset(
+            cfg.data,
+            resolution=cfg.resolution,
+            split="train",
+            val_fraction=cfg.val_fraction,
+            split_by=cfg.split_by,
+            caption_field=cfg.caption_field,
+            hflip=cfg.hflip,
+            seed=cfg.seed,
+        )
+        return make_loader(  # an infinite BatchIterator (batch_size is per rank); exact resume for map-style data
+            dataset,
+            self.batch_per_rank,
+            seed=cfg.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            num_workers=cfg.num_workers,
+            start_sample=start_sample,
+            drop_last=True,
+        )
+
+    # ----------------------------------------------------------------------------------------------- state
+    def training_state(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: the family state, EMAs, grad scaler, step and images shown."""
+        scaler = getattr(self.accelerator, "scaler", None)
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "step": self.step,
+            "cur_nimg": self.cur_nimg,
+            "world_size": self.world_size,
+            "config": json.dumps(to_dict(self.config)),
+            "trainer": self.state_dict(),
+            "ema": {name: ema.state_dict() for name, (ema, _) in self._emas.items()},
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+
+    def load_training_state(self, state: dict[str, Any], source: str = "state") -> None:
+        """Restore a dict written by `training_state()`."""
+        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+            raise DataError(
+                f"{source} is not a fastt2i training state of version {STATE_VERSION} "
+                f"(format={state.get('format')!r}, version={state.get('version')!r})"
+            )
+        missing = sorted(set(self._emas) - set(state["ema"]))
+        if missing:
+            raise DataError(f"{source} has no EMA for {', '.join(missing)}")
+        self.load_state_dict(state["trainer"])
+        for name, (ema, _) in self._emas.items():
+            ema.load_state_dict(state["ema"][name])
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.cur_nimg = int(state["cur_nimg"])
+        if int(state.get("world_size", self.world_size)) != self.world_size:
+            self.print(
+                f"warning: {source} was written with {state['world_size']} processes, now {self.world_size}: "
+                "the run continues but its batches differ from an uninterrupted run"
+            )
+
+    def save(self) -> Path | None:
+        """Write the training state atomically (main process), prune old ones; returns the path (None elsewhere)."""
+        state = self.training_state()
+        path = None
+        if self.is_main:
+            path = save_state(state, state_path(self.run_dir, self.step))
+            prune_states(self.run_dir, self.train_cfg.keep_states)
+        self._last_saved_step = self.step
+        return path
+
+    # ----------------------------------------------------------------------------------------------- run
+    def _check_and_write_config(self) -> None:
+        """Refuse to resume a run dir whose config differs in more than `kimg` (and the run_dir path); write config.json."""
+        current = json.loads(json.dumps(to_dict(self.config)))
+        path = self.run_dir / "config.json"
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path} is not valid JSON ({e}); fix or remove it") from None
+            a, b = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
+            for cfg_dict in (a, b):
+                node = cfg_dict
+                for key in self._train_path:
+                    node = node.get(key, {}) if isinstance(node, dict) else {}
+                if isinstance(node, dict):
+                    node.pop("kimg", None)
+                    node.pop("run_dir", None)
+            diffs = _diff(a, b)
+            if diffs:
+                shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+                raise ConfigError(
+                    f"run dir {self.run_dir} was started with a different config ({shown}); only the length "
+                    "(kimg) may change on resume: use the same settings or a new run dir"
+                )
+        if self.is_main:
+            text = json.dumps(current, indent=2) + "\n"
+            atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+    def _resume(self) -> Path | None:
+        """Load the newest readable state of the run dir, if any; returns its path."""
+        for path in reversed(list_states(self.run_dir)):
+            try:
+                state = load_state(path)
+            except DataError as e:
+                self.print(f"warning: skipping unreadable state: {e}")
+                continue
+            self.load_training_state(state, source=str(path))
+            return path
+        return None
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        return batch
+
+    def _sync(self, losses: Mapping[str, Any]) -> tuple[dict[str, float], bool]:
+        """Average the losses over ranks and agree on stopping (one all-reduce); returns (floats, stop)."""
+        names = list(losses)
+        vals = [torch.as_tensor(losses[k]).detach().float().mean().to(self.device) for k in names]
+        vec = torch.stack(vals + [torch.tensor(1.0 if self.stop_requested else 0.0, device=self.device)])
+        if self.world_size > 1:
+            torch.distributed.all_reduce(vec)
+            vec[:-1] /= self.world_size
+        out = vec.cpu().tolist()
+        return dict(zip(names, out[:-1])), out[-1] > 0
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT/SIGTERM set `stop_requested`; a second SIGINT aborts at once (KeyboardInterrupt)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        owner = os.getpid()
+
+        def handler(signum: int, frame: Any) -> None:
+            if os.getpid() != owner:  # a forked data-loader worker: the main process decides when to stop
+                return
+            name = signal.Signals(signum).name
+            if self.stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_requested = name
+            if self.is_main:  # os.write is safe inside a signal handler (print/tqdm take locks)
+                os.write(2, f"\n{name} received: saving the training state after this step "
+                            "(Ctrl-C again aborts without saving)\n".encode())
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def run(self) -> RunResult:
+        """Train until `kimg`, resuming from the newest state in run_dir; see the module docstring."""
+        cfg = self.train_cfg
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
+        self._check_and_write_config()
+        seed_everything(cfg.seed)
+        self.setup()
+        resumed = self._resume()
+        self._last_saved_step = self.step if resumed else -1
+        total = self.total_nimg
+        self.logger = RunLogger(
+            self.run_dir, total / 1000, self.cur_nimg / 1000,
+            enabled=self.is_main, tensorboard=self._tensorboard, progress=self._progress,
+        )
+        if resumed:
+            self.print(f"resuming from {resumed} (step {self.step}, {self.cur_nimg / 1000:.3f} kimg)")
+        if self.cur_nimg >= total:
+            self.print(f"{self.run_dir} is already trained to {self.cur_nimg / 1000:.3f} kimg (kimg={cfg.kimg})")
+        previous_handlers = self._install_signal_handlers()
+        last_state = resumed
+        try:
+            if self.cur_nimg == 0 and cfg.sample_kimg > 0:
+                self._sample()
+            self.batches = self.make_batches(self.cur_nimg) if self.cur_nimg < total else iter(())
+            batches = iter(self.batches)
+            sums: dict[str, float] = {}
+            n_sum = 0
+            stop = False
+            while self.cur_nimg < total:
+                try:
+                    batch = self._to_device(next(batches))
+                except StopIteration:
+                    raise DataError("the batch iterator ended; make_batches() must be infinite") from None
+                seed_everything(step_seed(cfg.seed, self.step, self.rank))
+                losses, stop = self._sync(self.train_step(batch, self.step))
+                try:
+                    check_finite(losses)
+                except NonFiniteLossError as e:
+                    raise NonFiniteLossError(
+                        f"{e} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); stopped without saving, the last "
+                        f"good state is {last_state or '(none yet)'}"
+                    ) from None
+                for ema, source in self._emas.values():
+                    ema.update(source, self.cur_nimg, cfg.batch_size)
+                prev = self.cur_nimg
+                self.step += 1
+                self.cur_nimg += cfg.batch_size
+                done = self.cur_nimg >= total
+                kimg = self.cur_nimg / 1000
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_sum += 1
+                self.logger.advance(kimg)
+                if self.step % cfg.log_every == 0 or done or stop:
+                    self.logger.scalars(self.step, kimg, {k: v / n_sum for k, v in sums.items()})
+                    sums, n_sum = {}, 0
+                if _crossed(prev, self.cur_nimg, cfg.sample_kimg) or (done and cfg.sample_kimg > 0):
+                    self._sample()
+                if _crossed(prev, self.cur_nimg, cfg.eval_kimg) or (done and cfg.eval_kimg > 0):
+                    self._evaluate()
+                if _crossed(prev, self.cur_nimg, cfg.snapshot_kimg) or done or stop:
+                    last_state = self.save() or last_state
+                if stop:
+                    break
+            if not stop and self._last_saved_step != self.step and self.cur_nimg > 0:
+                last_state = self.save() or last_state
+            self.accelerator.wait_for_everyone()
+            stats = getattr(self.batches, "stats", None)
+            if stats is not None and (getattr(stats, "n_skipped", 0) or getattr(stats, "n_converted", 0)):
+                self.print(f"data (rank {self.rank}): {stats.report()}")
+            if stop:
+                reason = self.stop_requested or "signal"
+                self.print(
+                    f"stopped by {reason} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); state saved to "
+                    f"{last_state}; rerun the same command to resume"
+                )
+                return RunResult(False, reason, self.step, self.cur_nimg, last_state)
+            if self.is_main:
+                exported = self.export(self.run_dir / "export")
+                if exported is not None:
+                    self.print(f"exported the model to {exported}")
+            self.print(f"finished: {self.cur_nimg / 1000:.3f} kimg in {self.step} steps; state {last_state}")
+            return RunResult(True, "finished", self.step, self.cur_nimg, last_state)
+        finally:
+            for sig, h in previous_handlers.items():
+                signal.signal(sig, h)
+            self.logger.close()
+            close = getattr(self.batches, "close", None)
+            if callable(close):
+                close()  # stops data-loader workers
+
+    def _sample(self) -> None:
+        if not self.is_main:
+            return
+        with torch.no_grad():
+            images = self.sample_grid()
+        if images is not None:
+            self.logger.images(self.step, self.cur_nimg / 1000, images)
+
+    def _evaluate(self) -> None:
+        with torch.no_grad():
+            result = self.evaluate()
+        if result:
+            self.logger.metrics(self.step, self.cur_nimg / 1000, result)
