@@ -98,3 +98,25 @@ def test_sigterm_then_sigkill_then_rerun_is_bit_identical(npz_data, tmp_path):
     assert toy_main(["--run-dir", str(ref_dir), "--data", str(npz_data), *map(str, COMMON)]) == 0
     assert_same_state(final_state(run_dir), final_state(ref_dir))
     assert (run_dir / "export" / "model.safetensors").is_file()
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers_still_saves(npz_data, tmp_path):
+    """`timeout`, SLURM and container runtimes signal the process group: data-loader workers die with the trainer's
+    loop; the run must still save its state and say how to resume (seen on a GPU run before this was handled)."""
+    import os
+
+    run_dir = tmp_path / "run"
+    cmd = toy_cmd("--run-dir", run_dir, "--data", npz_data, *COMMON, "--num-workers", 2, "--step-sleep", 0.04)
+    before = len(list_states(run_dir))
+    proc = subprocess.Popen(cmd, env=toy_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (len(list_states(run_dir)) > before and last_logged_step(run_dir) > 2):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped by SIGTERM" in err
+    state = load_state(latest_state(run_dir))
+    assert 0 < state["cur_nimg"] < TOTAL and state["step"] >= last_logged_step(run_dir)

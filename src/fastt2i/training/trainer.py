@@ -504,6 +504,15 @@ class Trainer:
                     batch = self._to_device(next(batches))
                 except StopIteration:
                     raise DataError("the batch iterator ended; make_batches() must be infinite") from None
+                except Exception:
+                    if not self.stop_requested:
+                        raise
+                    # A SIGTERM sent to the whole process group (timeout, SLURM) also kills data-loader workers:
+                    # the step in hand is done, so save it rather than lose the work.
+                    stop = True
+                    if self._last_saved_step != self.step:
+                        last_state = self.save() or last_state
+                    break
                 seed_everything(step_seed(cfg.seed, self.step, self.rank))
                 losses, stop = self._sync(self.train_step(batch, self.step))
                 try:
