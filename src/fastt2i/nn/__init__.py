@@ -1,0 +1,1 @@
+"""Family-agnostic building blocks (conv trunks, equalized layers, modulated convs, attention)."""
