@@ -1,0 +1,89 @@
+"""The emoji-domain networks as metric feature networks: `emojinet` (FD/KID/PR) and `emojiclip` (CLIP score, CMMD).
+
+Both default to the exports bundled in `fastt2i/assets` (trained on the emoji64 training split, see their model
+cards); a path to another export of the same class can be given instead. Metric names say which network measured:
+`fd_emojinet_10k`, `clipscore_emojiclip_10k`. Neither is an Inception or a real CLIP: numbers are comparable only with
+numbers from the same network (same weights, hence the weights' hash in `identity`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fastt2i.assets import asset_path
+from fastt2i.metrics.extractors import EXTRACTORS, FeatureExtractor, check_images, sha256_file
+from fastt2i.metrics.registry import register_feature_metrics
+
+
+def _load(cls, path: str | Path | None, bundled: str):
+    from fastt2i.models.emoji import EmojiCLIP, EmojiNet  # noqa: F401  (registers the classes)
+
+    p = Path(path).expanduser() if path else asset_path(bundled)
+    model = cls.from_pretrained(p).float().eval().requires_grad_(False)
+    return model, f"{bundled}:{sha256_file(p / 'model.safetensors')[:12]}"
+
+
+class EmojiNetFeatures(FeatureExtractor):
+    """Pooled trunk features of emoji-net ([N, 256] for the bundled one); images in [-1,1], any size (resized to 64).
+
+    Args:
+        path: an emoji-net export directory (default: the bundled one).
+    """
+
+    name = "emojinet"
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__()
+        from fastt2i.models.emoji import EmojiNet
+
+        self.net, self._identity = _load(EmojiNet, path, "emoji-net")
+        self.dim = self.net.feature_dim
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = check_images(images, "emojinet").to(self.device)
+        return self.net.features(x).float()  # [N,C]
+
+
+class EmojiCLIPFeatures(FeatureExtractor):
+    """emoji-clip's joint embeddings: `encode_image` (= forward) and `encode_text`, both unit-norm [N, 384].
+
+    Args:
+        path: an emoji-clip export directory (default: the bundled one).
+    """
+
+    name = "emojiclip"
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__()
+        from fastt2i.models.emoji import EmojiCLIP
+
+        self.clip, self._identity = _load(EmojiCLIP, path, "emoji-clip")
+        self.dim = self.clip.config.embed_dim
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @torch.no_grad()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.clip.encode_image(check_images(images, "emojiclip").to(self.device)).float()
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        return self.clip.encode_text(list(prompts)).float()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode_image(images)
+
+
+EXTRACTORS.register("emojinet")(lambda path=None, **kw: EmojiNetFeatures(path))
+EXTRACTORS.register("emojiclip")(lambda path=None, **kw: EmojiCLIPFeatures(path))
+register_feature_metrics("emojinet")
+register_feature_metrics("emojiclip", kinds=("fd", "kid", "pr", "clipscore", "cmmd"))
