@@ -1,5 +1,96 @@
-"""`fastt2i eval`: evaluate a model with metrics."""
+"""`fastt2i eval`: metrics of a model's samples (or of a reference source) against a dataset's real images."""
 
-from fastt2i.cli._pending import pending
+from __future__ import annotations
 
-register = pending("eval", "evaluate a model with metrics", "the metrics package is not implemented yet")
+import argparse
+import json
+import time
+
+EXAMPLES = """examples:
+  fastt2i eval --model runs/gigagan-emoji --data emoji64.npz --metrics fd_emojinet,clipscore_emojiclip --num 10000
+  fastt2i eval --model reference:blur16 --data emoji64.npz --metrics fd_emojinet,kid_emojinet,pr_emojinet --num 646
+  fastt2i eval --model reference:shuffled --data emoji64.npz --metrics clipscore_emojiclip --num 646
+  fastt2i eval --model M --data D --metrics fd_inception --extractor inception=pt_inception-2015-12-05-6726825d.pth
+
+Prompts are the captions of --prompt-split (default val), cycled up to --num; real statistics come from --real-split
+(default train) and are cached on disk. Results append to RUN_DIR/metrics.jsonl when --run-dir (or a run dir model).
+References: data (the prompt split's own images), noise, blur16 (down to 16 px and back), shuffled (mismatched captions).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model with metrics", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Compute FD/KID/precision-recall/CLIP score/CMMD of generated images.")
+    p.add_argument("--model", required=True, help="export dir, run dir, or reference:data|noise|blur16|shuffled")
+    p.add_argument("--data", required=True, help="dataset with the real images and the prompts")
+    p.add_argument("--metrics", default="fd_emojinet,kid_emojinet,pr_emojinet,clipscore_emojiclip",
+                   help="comma-separated metric names (see fastt2i.metrics.METRICS)")
+    p.add_argument("--num", type=int, default=10_000, help="generated images (part of the metric name)")
+    p.add_argument("--batch-size", type=int, default=250, help="images per generation / feature batch")
+    p.add_argument("--resolution", type=int, default=64, help="resolution the real images are read at")
+    p.add_argument("--prompt-split", default="val", choices=["train", "val", "all"])
+    p.add_argument("--real-split", default="train", choices=["train", "val", "all"])
+    p.add_argument("--split-by", default="key", choices=["key", "emoji"], help="hash split by sample or by emoji")
+    p.add_argument("--caption-field", help="caption field of the dataset (default: the format's)")
+    p.add_argument("--extractor", action="append", default=[], metavar="ROLE=PATH",
+                   help="feature network weights for a role (inception, clip, dinov2, emojinet, emojiclip)")
+    p.add_argument("--run-dir", help="append the results to RUN_DIR/metrics.jsonl")
+    p.add_argument("--seed", type=int, default=0, help="first sample seed (image i uses seed+i)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    results = run_eval(args)
+    for name, value in results.items():
+        print(f"{name}\t{json.dumps(value) if isinstance(value, dict) else f'{value:.6g}'}")
+    print(f"({args.num} samples, {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments of `fastt2i eval ARGV` (for scripts such as benchmarks/metric_references.py)."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["eval", *argv])
+
+
+def run_eval(args: argparse.Namespace) -> dict:
+    """Evaluate as `fastt2i eval` does and return {metric name: value}."""
+    import torch
+
+    from fastt2i.errors import ConfigError
+    from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
+    from fastt2i.metrics.sources import load_generator, model_batches, reference_batches, split_samples
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    specs = parse_metrics(args.metrics)
+    paths = {}
+    for item in args.extractor:
+        if "=" not in item:
+            raise ConfigError(f"--extractor {item!r} is not ROLE=PATH")
+        role, path = item.split("=", 1)
+        paths[role] = path
+    extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(device)
+                  for role in sorted({s.extractor for s in specs.values()})}
+
+    def samples(split: str):
+        return lambda: split_samples(args.data, split, args.resolution, caption_field=args.caption_field,
+                                     split_by=args.split_by, batch_size=args.batch_size)
+
+    run_dir = args.run_dir
+    if args.model.startswith("reference:"):
+        kind = args.model.split(":", 1)[1]
+        fake = lambda: reference_batches(kind, samples(args.prompt_split), args.num, args.batch_size, args.seed)  # noqa: E731
+    else:
+        model = load_generator(args.model).to(device).eval()
+        fake = lambda: model_batches(model, samples(args.prompt_split), args.num, args.batch_size, args.seed)  # noqa: E731
+        run_dir = run_dir or (args.model if not str(args.model).rstrip("/").endswith("export") else None)
+    real_key = {"dataset": dataset_fingerprint(args.data), "split": args.real_split, "split_by": args.split_by,
+                "resolution": args.resolution, "caption_field": args.caption_field}
+    return evaluate(list(specs), fake, samples(args.real_split), num=args.num, extractors=extractors,
+                    real_key=real_key, run_dir=run_dir, seed=args.seed,
+                    extra={"model": args.model, "data": str(args.data), "prompt_split": args.prompt_split,
+                           "real_split": args.real_split})

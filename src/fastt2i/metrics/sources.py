@@ -1,0 +1,124 @@
+"""Image streams to evaluate: a model's samples for dataset prompts, or reference sources that anchor the metrics.
+
+Reference sources (`fastt2i eval --model reference:KIND`) say what a number means (docs/metrics.md):
+    data      the dataset's own images of the prompt split (the floor a perfect model approaches)
+    noise     Gaussian noise images
+    blur16    the images downsampled to 16 px and back (a crude "blurry model")
+    shuffled  the images with captions of other samples (the CLIP score of a model that ignores the prompt)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from fastt2i.errors import ConfigError, DataError
+
+REFERENCES = ("data", "noise", "blur16", "shuffled")
+
+
+def split_samples(data: str, split: str, resolution: int, *, caption_field: str | None = None,
+                  split_by: str = "key", val_fraction: float = 0.05, batch_size: int = 250) -> Iterator[dict[str, Any]]:
+    """One ordered pass over a dataset split as batches {"image", "caption", "key"} (the last one may be short)."""
+    from fastt2i.data import make_loader, open_dataset
+
+    ds = open_dataset(data, resolution=resolution, split=split, caption_field=caption_field, split_by=split_by,
+                      val_fraction=val_fraction)
+    if getattr(ds, "is_iterable", True) and not hasattr(ds, "__len__"):
+        raise DataError(f"{data}: evaluation reads map-style datasets (folder, manifest, .npz); got shards")
+    n = len(ds)
+    if n == 0:
+        raise DataError(f"{data}: split {split!r} is empty")
+    it = make_loader(ds, min(batch_size, n), shuffle=False, drop_last=False)
+    seen = 0
+    while seen < n:
+        b = next(it)
+        take = min(len(b["key"]), n - seen)
+        seen += take
+        yield {"image": b["image"][:take], "caption": b["caption"][:take], "key": b["key"][:take]}
+
+
+def cycled(batches_fn, num: int, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Re-batch a finite stream to `batch_size`, repeating it until `num` samples (the metric's N) are produced."""
+    buf_img: list[torch.Tensor] = []
+    buf_cap: list[str] = []
+    produced = 0
+    while produced < num:
+        got = 0
+        for b in batches_fn():
+            got += len(b["caption"])
+            buf_img.extend(b["image"].unbind(0))
+            buf_cap.extend(b["caption"])
+            while len(buf_cap) >= batch_size or (produced + len(buf_cap) >= num and buf_cap):
+                take = min(batch_size, num - produced, len(buf_cap))
+                yield {"image": torch.stack(buf_img[:take]), "caption": buf_cap[:take]}
+                del buf_img[:take], buf_cap[:take]
+                produced += take
+                if produced >= num:
+                    return
+        if got == 0:
+            raise DataError("the evaluation source produced no samples")
+
+
+def blur(images: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """[B,3,H,W] -> downsampled to `size` (antialiased) and back up (bilinear)."""
+    h, w = images.shape[-2:]
+    small = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(-1, 1)
+
+
+def reference_batches(kind: str, samples_fn, num: int, batch_size: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """Batches {"image", "caption"} of a reference source (see the module docstring) built from `samples_fn()`."""
+    if kind not in REFERENCES:
+        raise ConfigError(f"unknown reference {kind!r}; choose one of: {', '.join(REFERENCES)}")
+    gen = torch.Generator().manual_seed(seed)
+    captions: list[str] = []
+    if kind == "shuffled":
+        captions = [c for b in samples_fn() for c in b["caption"]]
+        if len(set(captions)) < 2:
+            raise DataError("shuffled captions need at least two distinct captions")
+        # a derangement by rotation of a random permutation: no image keeps its own caption
+        perm = torch.randperm(len(captions), generator=gen).tolist()
+        rotated = {perm[i]: captions[perm[(i + 1) % len(perm)]] for i in range(len(perm))}
+        captions = [rotated[i] for i in range(len(captions))]
+    pos = 0
+    for b in cycled(samples_fn, num, batch_size):
+        images, caps = b["image"], b["caption"]
+        if kind == "noise":
+            images = torch.randn(images.shape, generator=gen).clamp(-1, 1)
+        elif kind == "blur16":
+            images = blur(images)
+        elif kind == "shuffled":
+            caps = [captions[(pos + i) % len(captions)] for i in range(len(caps))]
+        pos += len(caps)
+        yield {"image": images, "caption": caps}
+
+
+def model_batches(model: Any, prompts_fn, num: int, batch_size: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+    """A text-to-image model's samples: prompts cycled from `prompts_fn()`, seed `seed + i` for the i-th image.
+
+    The model must implement `generate(prompts: list[str], seeds: list[int]) -> [B,3,H,W] in [-1,1]`.
+    """
+    if not callable(getattr(model, "generate", None)):
+        raise ConfigError(f"{type(model).__name__} cannot generate images (no generate(prompts, seeds) method)")
+    i = 0
+    for b in cycled(prompts_fn, num, batch_size):
+        caps = b["caption"]
+        seeds = list(range(seed + i, seed + i + len(caps)))
+        with torch.no_grad():
+            images = model.generate(caps, seeds)
+        i += len(caps)
+        yield {"image": images, "caption": caps}
+
+
+def load_generator(path: str | Path) -> Any:
+    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained`."""
+    from fastt2i.inference.serialization import load_pretrained
+
+    p = Path(path).expanduser()
+    if (p / "export" / "config.json").is_file():
+        p = p / "export"
+    return load_pretrained(p)

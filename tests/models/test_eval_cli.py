@@ -1,0 +1,68 @@
+"""`fastt2i eval` with reference sources over the tiny emoji fixture, and the stream helpers behind it."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from fastt2i.cli import main
+from fastt2i.metrics.sources import blur, cycled, reference_batches
+
+
+def batches(n=10, bs=4):
+    def fn():
+        for i in range(0, n, bs):
+            k = min(bs, n - i)
+            yield {"image": torch.full((k, 3, 8, 8), float(i)), "caption": [f"c{i + j}" for j in range(k)]}
+    return fn
+
+
+def test_cycled_repeats_to_exactly_num_in_fixed_batches():
+    out = list(cycled(batches(10, 4), 23, 5))
+    assert [len(b["caption"]) for b in out] == [5, 5, 5, 5, 3]
+    caps = [c for b in out for c in b["caption"]]
+    assert caps[:10] == [f"c{i}" for i in range(10)] and caps[10:20] == caps[:10]
+
+
+def test_shuffled_reference_never_keeps_an_images_own_caption():
+    own = [c for b in batches(10, 4)() for c in b["caption"]]
+    got = [c for b in reference_batches("shuffled", batches(10, 4), 10, 3) for c in b["caption"]]
+    assert sorted(got) == sorted(own) and all(a != b for a, b in zip(got, own))
+
+
+def test_blur_and_noise_references():
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    b = blur(x)
+    assert b.shape == x.shape and (b - x).abs().mean() > 0.1
+    smooth = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    assert (blur(smooth) - smooth)[..., 8:-8].abs().max() < 0.02  # a linear ramp survives (away from the border)
+    noise = next(reference_batches("noise", batches(4, 4), 4, 4))["image"]
+    assert noise.std() > 0.5 and noise.min() >= -1 and noise.max() <= 1
+
+
+def test_eval_cli_orders_references_and_appends_jsonl(emoji_npz, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTT2I_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    common = ["--data", str(emoji_npz), "--resolution", "16", "--prompt-split", "all", "--real-split", "all",
+              "--num", "24", "--batch-size", "8", "--run-dir", str(tmp_path / "run")]
+    results = {}
+    for kind in ["data", "noise", "shuffled"]:
+        assert main(["eval", "--model", f"reference:{kind}", "--metrics", "fd_emojinet,clipscore_emojiclip",
+                     *common]) == 0
+        out = dict(line.split("\t") for line in capsys.readouterr().out.splitlines() if "\t" in line)
+        results[kind] = {k.rsplit("_", 1)[0]: float(v) for k, v in out.items()}
+    assert results["data"]["fd_emojinet"] < 1e-6 < results["noise"]["fd_emojinet"]  # same images: FD 0
+    assert results["shuffled"]["fd_emojinet"] < 1e-6
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["metric"] for r in records} == {"fd_emojinet_24", "clipscore_emojiclip_24"} and len(records) == 6
+    assert all(r["num_samples"] == 24 and r["seconds"] >= 0 for r in records)
+
+
+def test_eval_cli_clear_errors(emoji_npz, tmp_path, capsys):
+    assert main(["eval", "--model", "reference:sharp", "--data", str(emoji_npz), "--metrics", "fd_emojinet",
+                 "--num", "4", "--resolution", "16"]) == 2
+    assert "unknown reference 'sharp'" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path), "--data", str(emoji_npz), "--metrics", "fd_emojinet"]) == 2
+    assert "not a fastt2i export" in capsys.readouterr().err
+    assert main(["eval", "--model", "reference:data", "--data", str(emoji_npz), "--metrics", "fid_nothing"]) == 2
