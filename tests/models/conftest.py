@@ -17,13 +17,3 @@ from emojifx import make_emoji_npz  # noqa: E402
 @pytest.fixture(scope="session")
 def emoji_npz(tmp_path_factory) -> Path:
     return make_emoji_npz(tmp_path_factory.mktemp("emoji") / "emoji.npz")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -18,14 +18,3 @@ from toy_runner import write_npz  # noqa: E402
 def npz_data(tmp_path_factory) -> Path:
     """A 48-image 12x12 emoji64-like .npz."""
     return write_npz(tmp_path_factory.mktemp("toydata") / "toy.npz")
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny CPU steps run ~10x faster single-threaded on a shared 2-core machine; restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

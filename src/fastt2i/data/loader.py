@@ -37,6 +37,18 @@ def _identity(items: list) -> list:
     return items
 
 
+def _worker_ignores_stop_signals(worker_id: int) -> None:
+    """Workers leave SIGINT/SIGTERM to the main process, which stops after its current step and saves.
+
+    `timeout`, SLURM and container runtimes signal the whole process group; torch's workers would die at once and the
+    main process would fail at an arbitrary point. Workers still exit when the main process closes or dies.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _StreamPlan:
     """The global sample stream of a map-style dataset: epoch e is the permutation of range(N) seeded by (seed, e).
 
@@ -99,6 +111,7 @@ class BatchIterator:
         kw: dict[str, Any] = {"num_workers": num_workers, "collate_fn": _identity}
         if num_workers > 0:
             kw["prefetch_factor"] = prefetch_factor or 2
+            kw["worker_init_fn"] = _worker_ignores_stop_signals
         if getattr(dataset, "is_iterable", False):
             self._plan = None
             self.shards = dataset.shards_for(rank, world_size)
@@ -108,6 +121,7 @@ class BatchIterator:
             kw["num_workers"] = min(num_workers, len(self.shards))
             if kw["num_workers"] == 0:
                 kw.pop("prefetch_factor", None)
+                kw.pop("worker_init_fn", None)
             ds = dataset.configure(rank=rank, world_size=world_size, seed=seed, skip=start_sample, shuffle=shuffle)
             self._loader = DataLoader(ds, batch_size=batch_size, **kw)
             self._buffer: list[dict[str, Any]] = []

@@ -105,23 +105,13 @@ class CaptionTable:
         self._dirty = False
 
 
-def validation_batches(trainer: Trainer, caption_field: str | None = None, limit: int | None = None):
+def validation_batches(trainer: Trainer, caption_field: str | None = None):
     """The whole validation split in order, as batches {"image", "caption", "key"} (each rank reads all of it)."""
-    from fastt2i.data import make_loader, open_dataset
+    from fastt2i.metrics.sources import split_samples
 
     cfg = trainer.train_cfg
-    ds = open_dataset(cfg.data, resolution=cfg.resolution, split="val", val_fraction=cfg.val_fraction,
-                      split_by=cfg.split_by, caption_field=caption_field or cfg.caption_field)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    if n == 0:
-        raise DataError(f"{cfg.data}: the validation split is empty (val_fraction={cfg.val_fraction})")
-    it = make_loader(ds, 256, shuffle=False, drop_last=False)
-    seen = 0
-    while seen < n:
-        batch = next(it)
-        take = min(len(batch["key"]), n - seen)
-        seen += take
-        yield {"image": batch["image"][:take], "caption": batch["caption"][:take], "key": batch["key"][:take]}
+    return split_samples(cfg.data, "val", cfg.resolution, caption_field=caption_field or cfg.caption_field,
+                         split_by=cfg.split_by, val_fraction=cfg.val_fraction, batch_size=256)
 
 
 def retrieval_topk(img: torch.Tensor, txt: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -143,6 +133,42 @@ def retrieval_topk(img: torch.Tensor, txt: torch.Tensor, ks: tuple[int, ...] = (
 
 def write_card(path: Path, title: str, body: str) -> None:
     (path / "README.md").write_text(f"# {title}\n\n{body.strip()}\n")
+
+
+class _OneModelTrainer(Trainer):
+    """What both emoji trainers share: one model + AdamW (no decay on gains/biases), its EMA, lr from images shown."""
+
+    def build(self, model: torch.nn.Module, lr: float, weight_decay: float, betas=(0.9, 0.999)) -> None:
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        other = [p for p in model.parameters() if p.ndim <= 1]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                 {"params": other, "weight_decay": 0.0}], lr=lr, betas=betas)
+        self.model, self.opt = self.prepare(model, opt)
+        self.model_ema = self.add_ema("model", self.model)
+
+    def schedule(self) -> float:
+        """Set and return this step's learning rate (warm-up + cosine over the run)."""
+        cfg = self.config
+        lr = cosine_lr(cfg.lr, self.cur_nimg, self.total_nimg, int(cfg.warmup_kimg * 1000))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        return jitter(images, cfg.shift, cfg.zoom) if (cfg.shift or cfg.zoom) else images
+
+    def step_optimizer(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.backward(loss)
+        self.opt.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.unwrap(self.model).state_dict(), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.unwrap(self.model).load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
 
 
 # ----------------------------------------------------------------------------------------------------- emoji-clip
@@ -171,49 +197,31 @@ class EmojiCLIPRunConfig:
     zoom: float = 0.08
 
 
-class EmojiCLIPTrainer(Trainer):
+class EmojiCLIPTrainer(_OneModelTrainer):
     """Contrastive training of `EmojiCLIP`'s image tower; the text side is the locked encoder's pooled embedding."""
 
     config: EmojiCLIPRunConfig
 
     def setup(self) -> None:
         cfg = self.config
-        model = EmojiCLIP(cfg.model)
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-        other = [p for n, p in model.named_parameters() if p.ndim <= 1]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-        self.model, self.opt = self.prepare(model, opt)
-        self.model_ema = self.add_ema("model", self.model)
+        self.build(EmojiCLIP(cfg.model), cfg.lr, cfg.weight_decay, betas=(0.9, 0.98))
         self.captions = CaptionTable(self.train_cfg.text_encoder, self.run_dir / "text_pooled.safetensors")
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
-        cfg = self.config
-        lr = cosine_lr(cfg.lr, self.cur_nimg, self.total_nimg, int(cfg.warmup_kimg * 1000))
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        images = jitter(batch["image"], cfg.shift, cfg.zoom) if (cfg.shift or cfg.zoom) else batch["image"]
+        lr = self.schedule()
+        images = self.augment(batch["image"])
         text = self.captions(batch["caption"]).to(self.device)  # [B,D]
         with self.autocast():
             img = self.model(images)  # [B,D]
             model = self.unwrap(self.model)
             loss = clip_contrastive_loss(img.float(), text, model.logit_scale.float().clamp(max=math.log(100)))
-        self.opt.zero_grad(set_to_none=True)
-        self.backward(loss)
-        self.opt.step()
+        self.step_optimizer(loss)
         return {"loss/contrastive": loss.detach(), "lr": lr, "logit_scale": model.logit_scale.detach().exp()}
 
     def save(self):
         if self.is_main:
             self.captions.save()
         return super().save()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.unwrap(self.model).state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.unwrap(self.model).load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
 
     def evaluate(self) -> dict[str, Any]:
         model = self.model_ema.eval()
@@ -278,7 +286,7 @@ def style_of(key: str) -> str:
     return key.split("_", 1)[0]
 
 
-class EmojiNetTrainer(Trainer):
+class EmojiNetTrainer(_OneModelTrainer):
     """Cross-entropy training of `EmojiNet` on subcategory and style labels."""
 
     config: EmojiNetRunConfig
@@ -295,13 +303,7 @@ class EmojiNetTrainer(Trainer):
         self.net_config = EmojiNetConfig(
             resolution=cfg.model.resolution, channels=cfg.model.channels, blocks=cfg.model.blocks,
             subcategories=tuple(subs), styles=tuple(styles))
-        model = EmojiNet(self.net_config)
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        other = [p for p in model.parameters() if p.ndim <= 1]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
-        self.model, self.opt = self.prepare(model, opt)
-        self.model_ema = self.add_ema("model", self.model)
+        self.build(EmojiNet(self.net_config), cfg.lr, cfg.weight_decay)
         self.sub_index = {s: i for i, s in enumerate(subs)}
         self.style_index = {s: i for i, s in enumerate(styles)}
 
@@ -312,26 +314,15 @@ class EmojiNetTrainer(Trainer):
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         cfg = self.config
-        lr = cosine_lr(cfg.lr, self.cur_nimg, self.total_nimg, int(cfg.warmup_kimg * 1000))
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        images = jitter(batch["image"], cfg.shift, cfg.zoom) if (cfg.shift or cfg.zoom) else batch["image"]
+        lr = self.schedule()
+        images = self.augment(batch["image"])
         sub, sty = self.labels(batch)
         with self.autocast():
             logits_sub, logits_sty = self.model(images)  # [B,n_sub], [B,n_style]
             loss_sub = F.cross_entropy(logits_sub.float(), sub, label_smoothing=cfg.label_smoothing)
             loss_sty = F.cross_entropy(logits_sty.float(), sty, label_smoothing=cfg.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
-        self.backward(loss_sub + loss_sty)
-        self.opt.step()
+        self.step_optimizer(loss_sub + loss_sty)
         return {"loss/subcategory": loss_sub.detach(), "loss/style": loss_sty.detach(), "lr": lr}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.unwrap(self.model).state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.unwrap(self.model).load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
 
     def evaluate(self) -> dict[str, Any]:
         model = self.model_ema.eval()

@@ -507,8 +507,8 @@ class Trainer:
                 except Exception:
                     if not self.stop_requested:
                         raise
-                    # A SIGTERM sent to the whole process group (timeout, SLURM) also kills data-loader workers:
-                    # the step in hand is done, so save it rather than lose the work.
+                    # Loader workers ignore SIGINT/SIGTERM (fastt2i.data), but one may still die with the signal
+                    # (a custom make_batches, the OOM killer): the step in hand is done, so save it.
                     stop = True
                     if self._last_saved_step != self.step:
                         last_state = self.save() or last_state
