@@ -59,38 +59,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def run_eval(args: argparse.Namespace) -> dict:
     """Evaluate as `fastt2i eval` does and return {metric name: value}."""
-    import torch
-
     from fastt2i.errors import ConfigError
-    from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
-    from fastt2i.metrics.sources import load_generator, model_batches, reference_batches, split_samples
+    from fastt2i.metrics.sources import evaluate_source
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    specs = parse_metrics(args.metrics)
     paths = {}
     for item in args.extractor:
         if "=" not in item:
             raise ConfigError(f"--extractor {item!r} is not ROLE=PATH")
         role, path = item.split("=", 1)
         paths[role] = path
-    extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(device)
-                  for role in sorted({s.extractor for s in specs.values()})}
-
-    def samples(split: str):
-        return lambda: split_samples(args.data, split, args.resolution, caption_field=args.caption_field,
-                                     split_by=args.split_by, batch_size=args.batch_size)
-
-    run_dir = args.run_dir
-    if args.model.startswith("reference:"):
-        kind = args.model.split(":", 1)[1]
-        fake = lambda: reference_batches(kind, samples(args.prompt_split), args.num, args.batch_size, args.seed)  # noqa: E731
-    else:
-        model = load_generator(args.model).to(device).eval()
-        fake = lambda: model_batches(model, samples(args.prompt_split), args.num, args.batch_size, args.seed)  # noqa: E731
-        run_dir = run_dir or (args.model if not str(args.model).rstrip("/").endswith("export") else None)
-    real_key = {"dataset": dataset_fingerprint(args.data), "split": args.real_split, "split_by": args.split_by,
-                "resolution": args.resolution, "caption_field": args.caption_field}
-    return evaluate(list(specs), fake, samples(args.real_split), num=args.num, extractors=extractors,
-                    real_key=real_key, run_dir=run_dir, seed=args.seed,
-                    extra={"model": args.model, "data": str(args.data), "prompt_split": args.prompt_split,
-                           "real_split": args.real_split})
+    return evaluate_source(
+        args.model, args.data, metrics=args.metrics, num=args.num, batch_size=args.batch_size,
+        resolution=args.resolution, prompt_split=args.prompt_split, real_split=args.real_split,
+        split_by=args.split_by, caption_field=args.caption_field, extractor_paths=paths, run_dir=args.run_dir,
+        seed=args.seed, device=args.device)

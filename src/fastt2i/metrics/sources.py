@@ -122,3 +122,67 @@ def load_generator(path: str | Path) -> Any:
     if (p / "export" / "config.json").is_file():
         p = p / "export"
     return load_pretrained(p)
+
+
+def evaluate_source(
+    model: Any,
+    data: str,
+    *,
+    metrics: str | list[str],
+    num: int,
+    batch_size: int = 250,
+    resolution: int = 64,
+    prompt_split: str = "val",
+    real_split: str = "train",
+    split_by: str = "key",
+    caption_field: str | None = None,
+    extractor_paths: dict[str, str] | None = None,
+    run_dir: str | Path | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    step: int | None = None,
+    kimg: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`fastt2i eval` as a function, for the CLI and for trainers (`Trainer.evaluate` every `eval_kimg`).
+
+    Args:
+        model: a generator object with `generate(prompts, seeds)`, an export or run directory, or `reference:KIND`.
+        data: dataset with the real images (split `real_split`) and the prompts (split `prompt_split`, cycled to num).
+        metrics: names from fastt2i.metrics.METRICS.
+        num: generated images.
+        extractor_paths: {role: weights path} for the feature networks (default: each role's default/bundled one).
+        run_dir: append the records to run_dir/metrics.jsonl (a run-directory model defaults to itself).
+        step, kimg: training progress recorded with the records.
+    Returns:
+        {recorded metric name: value}.
+    """
+    from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    specs = parse_metrics(metrics)
+    paths = extractor_paths or {}
+    extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(dev)
+                  for role in sorted({s.extractor for s in specs.values()})}
+
+    def samples(split: str):
+        return lambda: split_samples(data, split, resolution, caption_field=caption_field, split_by=split_by,
+                                     batch_size=batch_size)
+
+    label = model if isinstance(model, (str, Path)) else type(model).__name__
+    if isinstance(model, str) and model.startswith("reference:"):
+        kind = model.split(":", 1)[1]
+        fake = lambda: reference_batches(kind, samples(prompt_split), num, batch_size, seed)  # noqa: E731
+    else:
+        if isinstance(model, (str, Path)):
+            path = Path(model).expanduser()
+            if run_dir is None and (path / "export").is_dir():
+                run_dir = path
+            model = load_generator(path).to(dev).eval()
+        fake = lambda: model_batches(model, samples(prompt_split), num, batch_size, seed)  # noqa: E731
+    real_key = {"dataset": dataset_fingerprint(data), "split": real_split, "split_by": split_by,
+                "resolution": resolution, "caption_field": caption_field}
+    return evaluate(list(specs), fake, samples(real_split), num=num, extractors=extractors, real_key=real_key,
+                    run_dir=run_dir, seed=seed, step=step, kimg=kimg, progress=progress,
+                    extra={"model": str(label), "data": str(data), "prompt_split": prompt_split,
+                           "real_split": real_split})
