@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import csv
 import json
 import os
@@ -22,7 +23,7 @@ CAPTION_COLUMNS = ("caption", "text", "prompt")
 NPZ_CAPTION_KEYS = ("captions", "caption", "text", "texts")
 
 
-class MapDataset(Dataset):
+class MapDataset(Dataset, abc.ABC):
     """Common behaviour: keys filtered by the hash split; `ds[i]` or `ds[(i, position)]` gives one sample dict.
 
     A bad sample comes back as a marker `{"key", "_skip": reason}` instead of raising, so a DataLoader worker never
@@ -50,9 +51,9 @@ class MapDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
+    @abc.abstractmethod
     def _source(self, i: int) -> tuple[Any, str | None]:
         """(image path / bytes / array, caption or None) of kept item i."""
-        raise NotImplementedError
 
     def key(self, i: int) -> str:
         """The key of sample i (no image decoding)."""

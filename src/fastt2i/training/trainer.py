@@ -28,6 +28,7 @@ A model family subclasses it and owns models, optimizers, losses and the step:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import json
@@ -167,7 +168,7 @@ class RunResult:
     state: Path | None
 
 
-class Trainer:
+class Trainer(abc.ABC):
     """Base class of every family trainer: owns the run, the family owns models, optimizers, losses and the step.
 
     Hooks a family overrides: `setup`, `train_step`, `state_dict`, `load_state_dict` (required) and `sample_grid`,
@@ -271,10 +272,11 @@ class Trainer:
             print(text, file=sys.stderr, flush=True)
 
     # ----------------------------------------------------------------------------------------------- hooks
+    @abc.abstractmethod
     def setup(self) -> None:
         """Build models and optimizers, `prepare` them and `add_ema` what should be averaged. Called once by `run()`."""
-        raise NotImplementedError(f"{type(self).__name__} must implement setup()")
 
+    @abc.abstractmethod
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float | torch.Tensor]:
         """One optimisation step on one per-rank batch; returns scalar losses for logging (checked for NaN/inf).
 
@@ -282,15 +284,14 @@ class Trainer:
             batch: {"image": [B_rank,3,R,R] in [-1,1] on `self.device`, "caption": list[str], "key": list[str]}.
             step: number of steps done before this one (global, same on every rank).
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement train_step()")
 
+    @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """The family's part of the training state: UNWRAPPED module state dicts, optimizers, schedulers, plain values."""
-        raise NotImplementedError(f"{type(self).__name__} must implement state_dict()")
 
+    @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict()` returned (called after `setup()` when resuming)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement load_state_dict()")
 
     def sample_grid(self) -> torch.Tensor | None:
         """Images to show, [N,3,H,W] in [-1,1], or None. Called on the main process only, under no_grad."""
