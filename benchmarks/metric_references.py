@@ -1,6 +1,6 @@
 """Reference points of the metrics on emoji64 (docs/metrics.md): what a number means before any model exists.
 
-    python benchmarks/metric_references.py --data ../shared/data/emoji64.npz --out docs/metrics_references.md
+    python benchmarks/metric_references.py --data ../shared/data/emoji64.npz --out /tmp/refs.md
 
 Cases (real side: the training split; prompts: the validation split):
   data      the validation images themselves  -> the floor a perfect model approaches
@@ -27,7 +27,7 @@ CLIP = "clipscore_emojiclip,cmmd_emojiclip"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/emoji64.npz")
-    ap.add_argument("--out", default="docs/metrics_references.md")
+    ap.add_argument("--out", default="metric_references.md", help="where to write the markdown table")
     ap.add_argument("--nums", default="646,10000")
     args = ap.parse_args()
     rows = []
