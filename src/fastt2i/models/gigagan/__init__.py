@@ -1,0 +1,17 @@
+"""GigaGAN (Kang et al., CVPR 2023): generator, multi-scale text-conditioned discriminator, configs and presets."""
+
+from fastt2i.models.gigagan.config import GigaGANGeneratorConfig
+from fastt2i.models.gigagan.discriminator import GigaGANDiscriminator, GigaGANDiscriminatorConfig
+from fastt2i.models.gigagan.generator import GigaGANGenerator, MappingNetwork, SynthesisNetwork, TextPath
+from fastt2i.models.gigagan.presets import GIGAGAN_PRESETS
+
+__all__ = [
+    "GIGAGAN_PRESETS",
+    "GigaGANDiscriminator",
+    "GigaGANDiscriminatorConfig",
+    "GigaGANGenerator",
+    "GigaGANGeneratorConfig",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "TextPath",
+]
