@@ -1,5 +1,182 @@
-"""`fastt2i edit`: edit in latent space."""
+"""`fastt2i edit`: latent editing with a GigaGAN model (truncation, style mixing, interpolation, prompt mixing)."""
 
-from fastt2i.cli._pending import pending
+from __future__ import annotations
 
-register = pending("edit", "edit in latent space", "no model family is implemented yet")
+import argparse
+from pathlib import Path
+
+from fastt2i.cli.generate import add_model_args, load_pipeline
+
+EXAMPLES = """examples:
+  fastt2i edit truncation --model runs/gg/export "a red heart" --seeds 0-3 --psi 1,0.7,0.4,0 -o trunc.png
+  fastt2i edit mix --model runs/gg/export "a smiling cat face" --rows 0-3 --cols 10-13 --cutoff 6 -o mix.png
+  fastt2i edit interpolate --model runs/gg/export "a red heart" "a blue star" --seed 7 --steps 24 -o morph.gif
+  fastt2i edit prompt-mix --model runs/gg/export --part 0:6 "a red heart" --part 6: "a blue star" -o pmix.png
+
+Every edit works on the styles ws (one per layer; `fastt2i edit styles --model M` prints how many) and on the text
+embeddings; the same seed gives the same z as in `fastt2i generate`.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("edit", help="edit in latent space (truncation, mix, interpolate, prompt-mix)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Latent editing of a GigaGAN model; each edit writes a PNG (or GIF).")
+    ops = p.add_subparsers(dest="edit_op", metavar="EDIT")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = ops.add_parser("truncation", help="grid of seeds x truncation psi", formatter_class=fmt,
+                       epilog='example:\n  fastt2i edit truncation --model M "a red heart" --seeds 0-3 '
+                              '--psi 1,0.7,0.4,0 -o trunc.png\n\nRows are seeds, columns psi values; psi 0 is the '
+                              "prompt's text-conditioned mean image (GigaGAN sec. 5).")
+    add_model_args(t)
+    t.add_argument("prompt")
+    t.add_argument("--seeds", default="0-3", help="seeds, one grid row each (default 0-3)")
+    t.add_argument("--psi", default="1,0.8,0.6,0.4,0.2,0", help="comma-separated psi values, one column each")
+    t.add_argument("--cutoff", type=int, default=None, help="truncate only the first CUTOFF styles (default all)")
+    t.add_argument("-o", "--output", default="truncation.png")
+    t.set_defaults(func=run_truncation)
+
+    m = ops.add_parser("mix", help="style-mixing grid: coarse styles from rows, fine from columns", formatter_class=fmt,
+                       epilog='example:\n  fastt2i edit mix --model M "a smiling cat face" --rows 0-3 --cols 10-13 '
+                              "--cutoff 6 -o mix.png\n\nTop row: column sources; left column: row sources; inside: "
+                              "styles 0..CUTOFF-1 from the row seed, the rest from the column seed.")
+    add_model_args(m)
+    m.add_argument("prompt")
+    m.add_argument("--rows", default="0-3", help="row seeds (coarse styles)")
+    m.add_argument("--cols", default="10-13", help="column seeds (fine styles)")
+    m.add_argument("--cutoff", type=int, default=None, help="first style taken from the columns (default num_ws//2)")
+    m.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
+    m.add_argument("-o", "--output", default="mix.png")
+    m.set_defaults(func=run_mix)
+
+    i = ops.add_parser("interpolate", help="morph one prompt into another (GIF + PNG strip)", formatter_class=fmt,
+                       epilog='example:\n  fastt2i edit interpolate --model M "a red heart" "a blue star" --seed 7 '
+                              "--steps 24 --fps 12 -o morph.gif\n\nWrites morph.gif and the frames side by side in "
+                              "morph.png; z is fixed, text embeddings and w are interpolated.")
+    add_model_args(i)
+    i.add_argument("prompt_a")
+    i.add_argument("prompt_b")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--steps", type=int, default=16, help="frames (default 16)")
+    i.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+    i.add_argument("--boomerang", action="store_true", help="play the GIF forward then backward")
+    i.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
+    i.add_argument("-o", "--output", default="interpolation.gif")
+    i.set_defaults(func=run_interpolate)
+
+    pm = ops.add_parser("prompt-mix", help="different prompts on different layer ranges", formatter_class=fmt,
+                        epilog='example:\n  fastt2i edit prompt-mix --model M --part 0:6 "a red heart" --part 6: '
+                               '"a blue star" --seed 3 -o pmix.png\n\nRanges are python slices over the styles '
+                               "(START:STOP, STOP excluded, empty STOP = to the end) and must cover all of them once. "
+                               "Writes each prompt's plain image, then the mix.")
+    add_model_args(pm)
+    pm.add_argument("--part", nargs=2, action="append", required=True, metavar=("START:STOP", "PROMPT"),
+                    help="a layer range and the prompt driving it (repeat)")
+    pm.add_argument("--seed", type=int, default=0)
+    pm.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
+    pm.add_argument("-o", "--output", default="prompt_mix.png")
+    pm.set_defaults(func=run_prompt_mix)
+
+    s = ops.add_parser("styles", help="print the style layout (num_ws and the resolution of each style)")
+    add_model_args(s)
+    s.set_defaults(func=run_styles)
+
+    def no_op(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=no_op)
+
+
+def _floats(text: str, what: str) -> list[float]:
+    from fastt2i.errors import ConfigError
+
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise ConfigError(f"{what} is empty")
+    return vals
+
+
+def _done(path: Path | str, what: str) -> int:
+    print(f"wrote {path} ({what})")
+    return 0
+
+
+def run_truncation(args: argparse.Namespace) -> int:
+    import torch
+
+    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.utils.images import save_grid
+
+    seeds, psis = parse_seeds(args.seeds), _floats(args.psi, "--psi")
+    pipe = load_pipeline(args)
+    cols = [pipe.generate([args.prompt], seeds, truncation_psi=psi, truncation_cutoff=args.cutoff).cpu()
+            for psi in psis]  # each [S,3,H,W]
+    images = torch.stack(cols, dim=1).flatten(0, 1)  # [S*P,3,H,W], rows = seeds
+    return _done(save_grid(images, args.output, nrow=len(psis)), f"{len(seeds)} seeds x psi {psis}")
+
+
+def run_mix(args: argparse.Namespace) -> int:
+    from fastt2i.editing.mixing import style_mixing_grid
+    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.utils.images import save_grid
+
+    pipe = load_pipeline(args)
+    cutoff = pipe.generator.num_ws // 2 if args.cutoff is None else args.cutoff
+    grid = style_mixing_grid(pipe, args.prompt, parse_seeds(args.rows), parse_seeds(args.cols), cutoff,
+                             truncation_psi=args.truncation).cpu()  # [1+R,1+C,3,H,W]
+    out = save_grid(grid.flatten(0, 1), args.output, nrow=grid.shape[1])
+    return _done(out, f"{grid.shape[0] - 1} rows x {grid.shape[1] - 1} columns, cutoff {cutoff}/{pipe.generator.num_ws}")
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    from fastt2i.editing.interpolation import prompt_interpolation, save_frame_strip, save_gif
+
+    pipe = load_pipeline(args)
+    frames = prompt_interpolation(pipe, args.prompt_a, args.prompt_b, args.seed, args.steps,
+                                  truncation_psi=args.truncation).cpu()
+    gif = save_gif(frames, args.output, fps=args.fps, boomerang=args.boomerang)
+    strip = save_frame_strip(frames, Path(args.output).with_suffix(".png"))
+    return _done(gif, f"{len(frames)} frames; strip {strip}")
+
+
+def _slice(text: str, num_ws: int) -> tuple[int, int]:
+    from fastt2i.errors import ConfigError
+
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start or 0), int(stop) if stop.strip() else num_ws
+    except ValueError:
+        raise ConfigError(f"--part range {text!r} is not START:STOP (e.g. 0:6 or 6:)") from None
+
+
+def run_prompt_mix(args: argparse.Namespace) -> int:
+    import torch
+
+    from fastt2i.editing.mixing import prompt_mixing
+    from fastt2i.utils.images import save_grid
+
+    pipe = load_pipeline(args)
+    num_ws = pipe.generator.num_ws
+    parts = [(prompt, *_slice(rng, num_ws)) for rng, prompt in args.part]
+    mixed = prompt_mixing(pipe, parts, args.seed, truncation_psi=args.truncation).cpu()
+    plain = pipe.generate([p for p, _, _ in parts], [args.seed] * len(parts), truncation_psi=args.truncation).cpu()
+    out = save_grid(torch.cat([plain, mixed]), args.output, nrow=len(parts) + 1)
+    return _done(out, f"{len(parts)} prompts then their mix over {num_ws} styles")
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    cfg = load_pipeline(args).generator.config
+    k = 0
+    print(f"num_ws {cfg.num_ws} (coarse to fine)")
+    for i, res in enumerate(cfg.resolutions):
+        n = cfg.blocks_at(i)
+        print(f"  {res:>4} px: styles {k}..{k + n - 1} (convs), {k + n} (toRGB)")
+        k += n + 1
+    return 0

@@ -115,13 +115,23 @@ def model_batches(model: Any, prompts_fn, num: int, batch_size: int, seed: int =
 
 
 def load_generator(path: str | Path) -> Any:
-    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained`."""
+    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained`.
+
+    A gigagan-generator export (no `generate` of its own) comes back wrapped in a `GigaGANPipeline` with the text
+    encoder named in its config.json.
+    """
     from fastt2i.inference.serialization import load_pretrained
 
     p = Path(path).expanduser()
     if (p / "export" / "config.json").is_file():
         p = p / "export"
-    return load_pretrained(p)
+    model = load_pretrained(p)
+    if not callable(getattr(model, "generate", None)) and getattr(model, "model_name", None) == "gigagan-generator":
+        from fastt2i.inference.gigagan import GigaGANPipeline, load_encoder
+
+        spec = getattr(model, "text_encoder_spec", None) or model.config.text_encoder
+        model = GigaGANPipeline(model, load_encoder(spec)).eval()
+    return model
 
 
 def evaluate_source(

@@ -14,11 +14,11 @@ GIGAGAN_PRESETS: Registry[GigaGANGeneratorConfig] = Registry("gigagan preset")
 def tiny() -> GigaGANGeneratorConfig:
     """16 px, every component on (L2 self/cross-attention, 2 adaptive kernels, 3-level pyramid): for tests.
 
-    For the `clip-tiny-random` text encoder's width (32-d tokens and pooled); 0.45M parameters; forward+backward at
+    For the `t5-tiny-random` text encoder (32-d tokens and pooled); 0.45M parameters; forward+backward at
     batch 8 takes ~0.07 s on one CPU core.
     """
     return GigaGANGeneratorConfig(
-        resolution=16, z_dim=32, w_dim=64, text_encoder="clip-tiny-random", text_dim=32, text_width=32,
+        resolution=16, z_dim=32, w_dim=64, text_encoder="t5-tiny-random", text_dim=32, text_width=32,
         text_attn_layers=1, text_heads=2, mapping_layers=2, channels=(64, 64, 32), attention_resolutions=(8, 16),
         attention_dim_head=16, num_kernels=2, pyramid_levels=3,
     )

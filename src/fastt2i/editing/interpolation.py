@@ -1,0 +1,100 @@
+"""Prompt interpolation (same z; text embeddings and w interpolated) and writing frames as a GIF or a PNG strip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fastt2i.editing.common import generator_of, latents, text_triple
+from fastt2i.editing.truncation import truncated_ws
+from fastt2i.errors import ConfigError
+
+
+def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Right-pad dim 1 of tokens [1,L,D] or mask [1,L] to `length` with zeros / False."""
+    pad = length - x.shape[1]
+    if pad == 0:
+        return x
+    return F.pad(x, (0, 0, 0, pad)) if x.ndim == 3 else F.pad(x, (0, pad), value=False)
+
+
+@torch.no_grad()
+def prompt_interpolation(G: Any, a: Any, b: Any, seed: int, steps: int = 16,
+                         truncation_psi: float = 1.0) -> torch.Tensor:
+    """Frames morphing prompt a into prompt b with the latent z of `seed` held fixed.
+
+    Frame alpha in linspace(0, 1, steps) uses the frozen-encoder tokens and pooled vector lerped between a and b
+    (position by position, both right-padded to the longer text; the real-token mask is a's at alpha=0, b's at
+    alpha=1 and their union in between) for the cross-attention text, and w = lerp(w_a, w_b, alpha) with
+    w_a = mapping(z, t_global(a)) (truncated if psi != 1). The end frames are the plain generations of a and b.
+
+    Args:
+        G: a GigaGAN pipeline (prompt strings) or generator (embeddings).
+        a: first prompt (string, TextEmbedding or (tokens, mask, pooled) with batch 1).
+        b: last prompt.
+        seed: the latent's seed.
+        steps: frames (>= 2).
+        truncation_psi: text-conditioned truncation (GigaGAN sec. 5) of w_a and w_b.
+    Returns:
+        [steps,3,H,W] in [-1,1].
+    """
+    if not isinstance(steps, int) or steps < 2:
+        raise ConfigError(f"interpolation needs steps >= 2, got {steps!r}")
+    g = generator_of(G)
+    tok_a, mask_a, pool_a = text_triple(G, a)
+    tok_b, mask_b, pool_b = text_triple(G, b)
+    z = latents(G, [seed])  # [1,z_dim]
+    w_a = truncated_ws(g, z, g.text_condition(tok_a, mask_a, pool_a)[2], truncation_psi)  # [1,num_ws,w_dim]
+    w_b = truncated_ws(g, z, g.text_condition(tok_b, mask_b, pool_b)[2], truncation_psi)
+    length = max(tok_a.shape[1], tok_b.shape[1])
+    tok_a, tok_b = _pad_to(tok_a, length), _pad_to(tok_b, length)  # [1,L,D]
+    mask_a, mask_b = _pad_to(mask_a, length), _pad_to(mask_b, length)  # [1,L]
+    frames = []
+    for alpha in torch.linspace(0, 1, steps).tolist():
+        if alpha == 0.0:
+            mask = mask_a
+        elif alpha == 1.0:
+            mask = mask_b
+        else:
+            mask = mask_a | mask_b
+        tokens = torch.lerp(tok_a, tok_b, alpha) * mask.unsqueeze(-1)  # [1,L,D], zero at padding
+        pooled = torch.lerp(pool_a, pool_b, alpha)  # [1,P]
+        t_local, t_mask, _ = g.text_condition(tokens, mask, pooled)
+        ws = torch.lerp(w_a, w_b, alpha)  # [1,num_ws,w_dim]
+        frames.append(g.synthesis(ws, t_local, t_mask, noise_mode="const")[0])
+    return torch.cat(frames).clamp(-1, 1)  # [steps,3,H,W]
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomerang: bool = False) -> Path:
+    """Write frames [N,3,H,W] in [-1,1] as a looping GIF with Pillow.
+
+    Args:
+        frames: the frames.
+        path: output .gif (parent directories created).
+        fps: frames per second.
+        boomerang: play forward then backward.
+    """
+    from PIL import Image
+
+    from fastt2i.utils.images import to_uint8
+
+    if not fps > 0:
+        raise ConfigError(f"fps must be > 0, got {fps}")
+    arr = to_uint8(frames)  # [N,H,W,3]
+    images = [Image.fromarray(a) for a in arr]
+    if boomerang and len(images) > 2:
+        images = images + images[-2:0:-1]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return path
+
+
+def save_frame_strip(frames: torch.Tensor, path: str | Path, pad: int = 2) -> Path:
+    """Write frames [N,3,H,W] in [-1,1] side by side as one PNG row."""
+    from fastt2i.utils.images import save_grid
+
+    return save_grid(frames, path, nrow=frames.shape[0], pad=pad)

@@ -1,0 +1,115 @@
+"""GigaGANPipeline: loading an export with its text encoder, per-seed determinism, `fastt2i generate`, eval sources."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from fastt2i.cli import main
+from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.inference.gigagan import GigaGANPipeline
+from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANGenerator
+from fastt2i.utils.images import to_uint8
+
+PROMPTS = ["a red heart", "a smiling cat face wearing a hat", "a blue star"]
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    cfg = dataclasses.replace(GIGAGAN_PRESETS.build("tiny"), text_encoder="t5-tiny-random")
+    torch.manual_seed(1)
+    g = GigaGANGenerator(cfg)
+    run = tmp_path_factory.mktemp("run")
+    g.save_pretrained(run / "export", text_encoder="t5-tiny-random")
+    return run / "export"
+
+
+@pytest.fixture(scope="module")
+def pipe(export) -> GigaGANPipeline:
+    return GigaGANPipeline.from_pretrained(export)
+
+
+def test_loads_the_recorded_text_encoder_and_generates(pipe, export):
+    assert pipe.text_encoder.name == "t5-tiny-random" and pipe.resolution == 16
+    assert not pipe.training and not pipe.generator.training
+    x = pipe.generate(PROMPTS[:2], [0, 1])
+    assert x.shape == (2, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(pipe(PROMPTS[:2], [0, 1]), x)
+    # a run directory with export/ inside loads too, giving the same images
+    again = GigaGANPipeline.from_pretrained(export.parent)
+    assert torch.equal(again.generate(PROMPTS[:2], [0, 1]), x)
+
+
+def test_same_seed_same_image_at_batch_1_and_8(pipe):
+    prompts = [PROMPTS[i % 3] for i in range(8)]
+    seeds = [11, 3, 7, 0, 5, 2, 9, 4]
+    batch = pipe.generate(prompts, seeds)
+    for i in (0, 3, 7):
+        single = pipe.generate([prompts[i]], [seeds[i]])
+        torch.testing.assert_close(single[0], batch[i], atol=1e-4, rtol=0)
+    # distinct seeds (same prompt) and distinct prompts (same seed) give distinct images
+    assert (batch[0] - batch[3]).abs().max() > 1e-2
+    same_seed = pipe.generate(PROMPTS, [5, 5, 5])
+    assert (same_seed[0] - same_seed[1]).abs().max() > 1e-2
+    # one prompt is broadcast over the seeds
+    torch.testing.assert_close(pipe.generate([PROMPTS[0]], [11, 5]), pipe.generate([PROMPTS[0]] * 2, [11, 5]))
+
+
+def test_bad_inputs_give_clear_errors(pipe, export):
+    with pytest.raises(ConfigError, match="2 prompts but 3 seeds"):
+        pipe.generate(PROMPTS[:2], [0, 1, 2])
+    with pytest.raises(ConfigError, match="at least one prompt"):
+        pipe.generate([], [])
+    with pytest.raises(ConfigError, match="16-d"):
+        GigaGANPipeline(pipe.generator, _clip_tiny())
+    with pytest.raises(AssetNotFoundError, match="no such directory"):
+        GigaGANPipeline.from_pretrained(export, text_encoder="clip:/nonexistent/clip-dir")
+
+
+def _clip_tiny():
+    from fastt2i.text import load_text_encoder
+
+    return load_text_encoder("clip-tiny-random")  # 32-d tokens but 16-d pooled: not the generator's widths
+
+
+def test_generate_cli_writes_a_prompts_by_seeds_grid(pipe, export, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    rc = main(["generate", "--model", str(export), PROMPTS[0], PROMPTS[2], "--seeds", "3-5", "-o", str(out),
+               "--batch-size", "4", "--device", "cpu"])
+    assert rc == 0 and "2 prompts x 3 seeds" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.size == (3 * 18 + 2, 2 * 18 + 2)
+        tile = torch.tensor(list(im.convert("RGB").getdata()), dtype=torch.uint8).view(im.size[1], im.size[0], 3)
+    # row 1 (prompt 2), column 2 (seed 4) is the pipeline's image
+    expected = to_uint8(pipe.generate([PROMPTS[2]], [4]))[0]
+    y, x = 2 + 18, 2 + 18
+    assert (tile[y:y + 16, x:x + 16].int() - torch.from_numpy(expected).int()).abs().max() <= 1
+
+
+def test_generate_cli_without_the_default_model_says_so(monkeypatch, tmp_path, capsys):
+    import fastt2i.assets
+
+    monkeypatch.setattr(fastt2i.assets, "ROOT", tmp_path)  # an asset dir without gigagan-emoji64
+    assert main(["generate", "a red heart", "-o", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gigagan-emoji64" in err[0] and "--model" in err[0]
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_eval_sources_load_and_sample_the_pipeline(pipe, export):
+    from fastt2i.metrics.sources import load_generator, model_batches
+
+    model = load_generator(export.parent)
+    assert isinstance(model, GigaGANPipeline) and model.text_encoder.name == "t5-tiny-random"
+    prompts_fn = lambda: iter([{"image": torch.zeros(3, 3, 16, 16), "caption": PROMPTS}])  # noqa: E731
+    batches = list(model_batches(model.eval(), prompts_fn, num=5, batch_size=2, seed=10))
+    assert [len(b["caption"]) for b in batches] == [2, 2, 1]
+    images = torch.cat([b["image"] for b in batches])
+    assert images.shape == (5, 3, 16, 16)
+    captions = [c for b in batches for c in b["caption"]]
+    assert captions == [PROMPTS[0], PROMPTS[1], PROMPTS[2], PROMPTS[0], PROMPTS[1]]
+    torch.testing.assert_close(images, pipe.generate(captions, list(range(10, 15))), atol=1e-4, rtol=0)
