@@ -1,0 +1,477 @@
+"""GigaGAN trainer: explicit D and G steps, lazy R1, matching-aware D, CLIP and vision-aided losses, EMA generator.
+
+    fastt2i train gigagan --preset tiny --data emoji64.npz --run-dir runs/gigagan-tiny
+    fastt2i train gigagan --preset emoji64 --data emoji64.npz --run-dir runs/gigagan-emoji64 --kimg 300
+
+Losses (Kang et al. 2023, sec. 3.4-3.5): D minimises the multi-scale logistic loss over every (i, j) prediction
+(eq. 6), the matching-aware term on real and detached fake images under mismatched captions (eq. 8), lazy R1 every
+`r1_every` steps (StyleGAN2 sec. 3.1) and, optionally, the vision-aided logistic loss; G minimises the non-saturating
+loss over all scales, the CLIP contrastive loss of its images against their captions (eq. 9) and the vision-aided
+non-saturating loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastt2i.errors import ConfigError
+from fastt2i.inference.noise import seed_noise
+from fastt2i.losses.gan import d_logistic, g_nonsaturating, r1_penalty
+from fastt2i.losses.matching import d_matching_loss, mismatch_text, try_mismatch_index
+from fastt2i.losses.vision_aided import VisionAidedDiscriminator, generator_clip_loss
+from fastt2i.models.gigagan import (
+    GigaGANDiscriminator,
+    GigaGANDiscriminatorConfig,
+    GigaGANGenerator,
+    GigaGANGeneratorConfig,
+)
+from fastt2i.models.gigagan.discriminator import image_pyramid
+from fastt2i.nn.attention import split_decay_parameters
+from fastt2i.training.config import TrainConfig
+from fastt2i.training.trainer import Trainer
+
+Text = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens [B,L,D], mask [B,L] bool, pooled [B,P]
+
+DEFAULT_PROMPTS = ("grinning face", "red heart", "thumbs up", "cat face")
+
+
+@dataclass(frozen=True)
+class GigaGANRunConfig:
+    """A GigaGAN training run: architectures, run settings, optimisers and loss switches (Table 1 rows are presets).
+
+    Args:
+        generator: the generator architecture (its `text_encoder` must equal `train.text_encoder`).
+        discriminator: the discriminator architecture (same resolution, text encoder and text width).
+        train: run settings (data, length, batch, EMA, precision...).
+        g_lr: generator Adam learning rate.
+        d_lr: discriminator (and vision-aided heads) Adam learning rate.
+        betas: Adam betas (StyleGAN2: 0.0, 0.99); the D's are adjusted for lazy R1 as in StyleGAN2.
+        r1_gamma: R1 weight gamma (penalty gamma/2 * ||grad||^2); 0 = off.
+        r1_every: lazy regularisation interval k (the penalty runs every k steps, scaled by k).
+        matching_aware: add the matching-aware D loss (eq. 8) on real and fake images under mismatched captions.
+        clip_loss_weight: weight of the G-side CLIP contrastive loss (eq. 9); 0 = off.
+        vision_aided_weight: weight of the vision-aided D/G losses; 0 = off.
+        vision_hidden: width of the vision-aided heads.
+        clip_model: "emoji-clip" (bundled) or the path of an emoji-clip-like export (`encode_image`, `encode_text`).
+        style_mixing_prob: probability that a G batch mixes the styles of two latents at a random layer.
+        attention_weight_decay: AdamW decoupled weight decay on the attention projection weights only (G and D).
+        w_avg_beta: EMA decay of G's tracked w average; None = the generator config's.
+        scale_reduction: "mean" or "sum" over the multi-scale predictions (eq. 6 sums; mean keeps one gamma for any L).
+        sample_prompts: fixed prompts of the sample grid (rows).
+        sample_seeds: fixed seeds of the sample grid (columns).
+        eval_metrics: metrics computed every `train.eval_kimg` (fastt2i.metrics names).
+        eval_num: generated images per evaluation.
+    """
+
+    generator: GigaGANGeneratorConfig = field(default_factory=GigaGANGeneratorConfig)
+    discriminator: GigaGANDiscriminatorConfig = field(default_factory=GigaGANDiscriminatorConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(run_dir="runs/gigagan"))
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 0.2
+    r1_every: int = 16
+    matching_aware: bool = True
+    clip_loss_weight: float = 0.0
+    vision_aided_weight: float = 0.0
+    vision_hidden: int = 256
+    clip_model: str = "emoji-clip"
+    style_mixing_prob: float = 0.9
+    attention_weight_decay: float = 0.0
+    w_avg_beta: float | None = None
+    scale_reduction: str = "mean"
+    sample_prompts: tuple[str, ...] = DEFAULT_PROMPTS
+    sample_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    eval_metrics: str = "fd_emojinet,clipscore_emojiclip"
+    eval_num: int = 10_000
+
+    def __post_init__(self) -> None:
+        g, d, t = self.generator, self.discriminator, self.train
+        if g.resolution != t.resolution or d.resolution != t.resolution:
+            raise ConfigError(f"generator.resolution ({g.resolution}), discriminator.resolution ({d.resolution}) and "
+                              f"train.resolution ({t.resolution}) must be equal")
+        for name, spec in (("generator", g.text_encoder), ("discriminator", d.text_encoder)):
+            if spec != t.text_encoder:
+                raise ConfigError(f"{name}.text_encoder {spec!r} differs from train.text_encoder {t.text_encoder!r}")
+        if d.text_dim != g.text_dim:
+            raise ConfigError(f"discriminator.text_dim ({d.text_dim}) != generator.text_dim ({g.text_dim})")
+        if self.r1_every < 1 or self.r1_gamma < 0:
+            raise ConfigError(f"r1_every must be >= 1 and r1_gamma >= 0, got {self.r1_every}, {self.r1_gamma}")
+        if self.g_lr <= 0 or self.d_lr <= 0 or len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"g_lr/d_lr must be > 0 and betas two values in [0,1), got {self.g_lr}, {self.d_lr}, "
+                              f"{self.betas}")
+        if self.clip_loss_weight < 0 or self.vision_aided_weight < 0 or self.attention_weight_decay < 0:
+            raise ConfigError("clip_loss_weight, vision_aided_weight and attention_weight_decay must be >= 0")
+        if not 0 <= self.style_mixing_prob <= 1:
+            raise ConfigError(f"style_mixing_prob must be in [0,1], got {self.style_mixing_prob}")
+        if self.w_avg_beta is not None and not 0 <= self.w_avg_beta < 1:
+            raise ConfigError(f"w_avg_beta must be in [0,1) or null, got {self.w_avg_beta}")
+        if self.scale_reduction not in ("mean", "sum"):
+            raise ConfigError(f"scale_reduction must be 'mean' or 'sum', got {self.scale_reduction!r}")
+        if not self.sample_prompts or not self.sample_seeds:
+            raise ConfigError("sample_prompts and sample_seeds must not be empty")
+
+
+def load_clip_model(spec: str, device: torch.device | None = None) -> nn.Module:
+    """The frozen CLIP stand-in: "emoji-clip" (bundled with fastt2i) or an export directory; eval mode, no grad."""
+    from fastt2i.inference.serialization import load_pretrained
+
+    if spec == "emoji-net":
+        raise ConfigError("clip_model must be an image-text model; emoji-net is reserved for metrics")
+    if spec == "emoji-clip":
+        from fastt2i.assets import asset_path
+
+        path = asset_path("emoji-clip")
+    else:
+        path = Path(spec).expanduser()
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"clip_model {spec!r} is neither 'emoji-clip' nor an export directory with config.json")
+    model = load_pretrained(path, device=device)
+    if not callable(getattr(model, "encode_image", None)) or not callable(getattr(model, "encode_text", None)):
+        raise ConfigError(f"clip_model {spec!r} has no encode_image/encode_text")
+    return model.eval().requires_grad_(False)
+
+
+class TextBatcher:
+    """Frozen text encoder with an in-memory cache per caption: captions -> (tokens, mask, pooled) on a device.
+
+    Rows are stored trimmed to their real length and rounded to fp16 (as CaptionTable does), so a caption gives the
+    same values whichever batch first encoded it: a resumed run sees the same text as an uninterrupted one.
+
+    Args:
+        spec: text encoder spec (fastt2i.text), loaded on first use.
+        device: where batches go.
+    """
+
+    def __init__(self, spec: str, device: torch.device, dims: tuple[int, int] | None = None):
+        self.spec, self.device, self.dims = spec, device, dims
+        self.rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._encoder: Any = None
+
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from fastt2i.text import load_text_encoder
+
+            self._encoder = load_text_encoder(self.spec, device=self.device)
+        return self._encoder
+
+    @torch.no_grad()
+    def __call__(self, captions: list[str]) -> Text:
+        missing = sorted({c for c in captions if c not in self.rows})
+        for i in range(0, len(missing), 256):
+            chunk = missing[i:i + 256]
+            emb = self.encoder().encode(chunk)
+            got = (emb.tokens.shape[-1], emb.pooled.shape[-1])
+            if self.dims is not None and got != self.dims:
+                raise ConfigError(f"text encoder {self.spec!r} gives tokens/pooled of width {got[0]}/{got[1]}, but the "
+                                  f"models expect {self.dims[0]}/{self.dims[1]} (set generator.text_dim/pooled_dim "
+                                  "and discriminator.text_dim to match)")
+            for j, c in enumerate(chunk):
+                n = int(emb.mask[j].sum())
+                self.rows[c] = (emb.tokens[j, :n].float().cpu().half().float(),
+                                emb.pooled[j].float().cpu().half().float())
+        length = max(self.rows[c][0].shape[0] for c in captions)
+        dim = self.rows[captions[0]][0].shape[1]
+        tokens = torch.zeros(len(captions), length, dim)  # [B,L,D]
+        mask = torch.zeros(len(captions), length, dtype=torch.bool)  # [B,L]
+        for i, c in enumerate(captions):
+            t = self.rows[c][0]
+            tokens[i, :len(t)] = t
+            mask[i, :len(t)] = True
+        pooled = torch.stack([self.rows[c][1] for c in captions])  # [B,P]
+        return tokens.to(self.device), mask.to(self.device), pooled.to(self.device)
+
+
+class EMAGeneratorAdapter:
+    """`generate(prompts, seeds) -> [B,3,H,W]` over the trainer's EMA generator, for `metrics.evaluate_source`."""
+
+    def __init__(self, trainer: GigaGANTrainer):
+        self.trainer = trainer
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
+        return self.trainer.generate(list(prompts), list(seeds)).clamp(-1, 1)
+
+
+class GigaGANTrainer(Trainer):
+    """Trains `GigaGANGenerator` against `GigaGANDiscriminator` (+ optional vision-aided D) from a `GigaGANRunConfig`.
+
+    `train_step` runs `d_step` then `g_step`; each returns its loss terms separately (checked for NaN by name).
+    """
+
+    config: GigaGANRunConfig
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg = self.config
+        gcfg = cfg.generator
+        if cfg.w_avg_beta is not None:
+            gcfg = dataclasses.replace(gcfg, w_avg_beta=cfg.w_avg_beta)
+        G = GigaGANGenerator(gcfg)
+        D = GigaGANDiscriminator(cfg.discriminator)
+        self.text = TextBatcher(self.train_cfg.text_encoder, self.device, (gcfg.text_dim, gcfg.pooled_width))
+        if cfg.discriminator.text_dim != gcfg.pooled_width:
+            raise ConfigError(f"discriminator.text_dim ({cfg.discriminator.text_dim}) must equal the pooled text width "
+                              f"({gcfg.pooled_width}): D takes tokens and pooled vector of one width")
+        self.clip: nn.Module | None = None
+        if cfg.clip_loss_weight > 0 or cfg.vision_aided_weight > 0:
+            self.clip = load_clip_model(cfg.clip_model, self.device)
+        self._clip_text: dict[str, torch.Tensor] = {}
+        VA = None
+        if cfg.vision_aided_weight > 0:
+            VA = VisionAidedDiscriminator(self.clip, gcfg.pooled_width, hidden=cfg.vision_hidden,
+                                          probe_resolution=gcfg.resolution)
+        # Lazy R1 (StyleGAN2 sec. 3.1 / appendix B): D's lr and betas are adjusted by k / (k + 1).
+        ratio = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 else 1.0
+        d_betas = (cfg.betas[0] ** ratio, cfg.betas[1] ** ratio)
+        # The networks are NOT wrapped in DDP: G is driven through its parts (text_condition / mapping / synthesis,
+        # for style mixing), D runs several forwards per step and R1 needs a double backward, none of which DDP
+        # supports. They start equal on every rank (same seed) and `_sync_grads` averages their gradients
+        # (the StyleGAN2-ADA / StyleGAN3 scheme); only the optimizers go through Accelerate (fp16 grad scaler).
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.VA = VA.to(self.device) if VA is not None else None
+        opt_G = torch.optim.AdamW(self._groups([G]), lr=cfg.g_lr, betas=cfg.betas)
+        opt_D = torch.optim.AdamW(self._groups(self._d_nets()), lr=cfg.d_lr * ratio, betas=d_betas)
+        self.opt_G, self.opt_D = self.prepare(opt_G, opt_D)
+        self.G_ema = self.add_ema("G", self.G)
+        self.last_r1 = 0.0
+
+    def _d_nets(self) -> list[nn.Module]:
+        return [self.D] + ([self.VA] if self.VA is not None else [])
+
+    def _sync_grads(self, modules: list[nn.Module]) -> None:
+        """Average the gradients of `modules` over processes (one flat all-reduce); nothing on a single process."""
+        if self.world_size < 2:
+            return
+        grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        i = 0
+        for g in grads:
+            g.copy_(flat[i:i + g.numel()].view_as(g))
+            i += g.numel()
+
+    def _groups(self, modules: list[nn.Module]) -> list[dict[str, Any]]:
+        """Two AdamW groups: attention projection weights (weight decay) and everything else (none)."""
+        decay, rest = [], []
+        for m in modules:
+            a, b = split_decay_parameters(m)
+            decay += a
+            rest += b
+        groups = [{"params": rest, "weight_decay": 0.0}]
+        if decay:
+            groups.append({"params": decay, "weight_decay": self.config.attention_weight_decay})
+        return groups
+
+    # ------------------------------------------------------------------------------------------------ pieces
+    def clip_text(self, captions: list[str], pooled: torch.Tensor) -> torch.Tensor:
+        """CLIP text embeddings [B,E] of `captions`: the batch's pooled text when the CLIP model uses the same encoder,
+        else its own `encode_text` (cached per caption)."""
+        clip = self.clip
+        spec = getattr(getattr(clip, "config", None), "text_encoder", None)
+        if spec == self.train_cfg.text_encoder:
+            return F.normalize(pooled.float(), dim=-1)
+        missing = sorted({c for c in captions if c not in self._clip_text})
+        if missing:
+            for c, e in zip(missing, clip.encode_text(missing).float().cpu()):
+                self._clip_text[c] = e
+        return torch.stack([self._clip_text[c] for c in captions]).to(self.device)  # [B,E]
+
+    def sample_z(self, batch: int) -> torch.Tensor:
+        return torch.randn(batch, self.config.generator.z_dim, device=self.device)  # [B,z_dim]
+
+    def synthesize(self, G: nn.Module, z: torch.Tensor, text: Text, mix: bool = False,
+                   update_w_avg: bool = False) -> list[torch.Tensor]:
+        """z [B,z_dim] + text -> image pyramid (finest first), with StyleGAN2 style mixing when `mix`."""
+        G = self.unwrap(G)
+        t_local, t_mask, t_global = G.text_condition(*text)
+        ws = G.mapping(z, t_global, update_w_avg=update_w_avg)  # [B,num_ws,w_dim]
+        if mix and self.config.style_mixing_prob > 0 and G.num_ws > 1:
+            if float(torch.rand(())) < self.config.style_mixing_prob:
+                cutoff = int(torch.randint(1, G.num_ws, ()))
+                ws2 = G.mapping(torch.randn_like(z), t_global)  # [B,num_ws,w_dim]
+                ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return G.synthesis(ws, t_local, t_mask)
+
+    def d_pyramid(self, pyramid: list[torch.Tensor]) -> list[torch.Tensor]:
+        """What D is given: the generator's pyramid (completed by 2x2 average pooling where G returns fewer levels, e.g.
+        a single-scale G against a multi-scale D), or the full image only for a single-scale D."""
+        d = self.config.discriminator
+        need = d.pyramid_levels if d.multiscale else 1
+        out = list(pyramid[:need])
+        while len(out) < need:
+            out.append(F.avg_pool2d(out[-1], 2))  # [B,3,R/2^k,R/2^k]
+        return out
+
+    def real_pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        d = self.config.discriminator
+        return image_pyramid(images, d.pyramid_levels if d.multiscale else 1)
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def d_step(self, images: torch.Tensor, captions: list[str], text: Text, step: int) -> dict[str, torch.Tensor]:
+        """One discriminator update: logistic loss, matching-aware loss, lazy R1, vision-aided D loss."""
+        cfg = self.config
+        red = cfg.scale_reduction
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        if self.VA is not None:
+            self.VA.requires_grad_(True)
+        do_r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
+        with torch.no_grad(), self.autocast():
+            fake = [x.detach() for x in self.synthesize(self.G, self.sample_z(len(images)), text)]
+        real = [x.detach().requires_grad_(do_r1) for x in self.real_pyramid(images)]
+        out: dict[str, torch.Tensor] = {}
+        with self.autocast():
+            real_logits = self.D(real, *text)
+            fake_logits = self.D(self.d_pyramid(fake), *text)
+            # d_logistic = softplus(-D(x, c)) + softplus(D(G(c), c)) over every (i, j) (eq. 6), its two halves logged
+            out["loss/d_real"] = g_nonsaturating(real_logits, red)  # softplus(-D(x, c))
+            out["loss/d_fake"] = d_matching_loss(fake_logits, None, red)  # softplus(D(G(c), c))
+            total = out["loss/d_real"] + out["loss/d_fake"]
+            if cfg.matching_aware:  # GigaGAN sec. 3.5, eq. 8
+                idx = try_mismatch_index(len(images), keys=captions)
+                if idx is None:
+                    out["loss/d_match"] = torch.zeros((), device=self.device)
+                else:
+                    wrong = mismatch_text(idx, *text)
+                    out["loss/d_match"] = d_matching_loss(self.D(real, *wrong),
+                                                          self.D(self.d_pyramid(fake), *wrong), red)
+                    total = total + out["loss/d_match"]
+            if self.VA is not None:
+                pooled = text[2]
+                out["loss/d_vision"] = d_logistic(self.VA(real[0], pooled), self.VA(fake[0], pooled), "mean")
+                total = total + cfg.vision_aided_weight * out["loss/d_vision"]
+        if do_r1:  # lazy R1 (StyleGAN2 sec. 3.1): gamma/2 * ||grad||^2, every k steps, scaled by k
+            penalty = r1_penalty(real, real_logits).mean()
+            total = total + penalty * (cfg.r1_gamma / 2) * cfg.r1_every
+            self.last_r1 = float(penalty.detach())
+        out["loss/r1"] = torch.tensor(self.last_r1)
+        self.opt_D.zero_grad(set_to_none=True)
+        self.backward(total)
+        self._sync_grads(self._d_nets())
+        self.opt_D.step()
+        return out
+
+    def g_step(self, captions: list[str], text: Text) -> dict[str, torch.Tensor]:
+        """One generator update: non-saturating loss over all scales, CLIP loss, vision-aided G loss; w_avg update."""
+        cfg = self.config
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        if self.VA is not None:
+            self.VA.requires_grad_(False)
+        out: dict[str, torch.Tensor] = {}
+        with self.autocast():
+            fake = self.synthesize(self.G, self.sample_z(len(captions)), text, mix=True, update_w_avg=True)
+            out["loss/g_adv"] = g_nonsaturating(self.D(self.d_pyramid(fake), *text), cfg.scale_reduction)
+            total = out["loss/g_adv"]
+            if cfg.clip_loss_weight > 0:  # GigaGAN sec. 3.5, eq. 9
+                out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]))
+                total = total + cfg.clip_loss_weight * out["loss/g_clip"]
+            if self.VA is not None:
+                out["loss/g_vision"] = g_nonsaturating(self.VA(fake[0], text[2]), "mean")
+                total = total + cfg.vision_aided_weight * out["loss/g_vision"]
+        self.opt_G.zero_grad(set_to_none=True)
+        self.backward(total)
+        self._sync_grads([self.G])
+        self.opt_G.step()
+        if self.world_size > 1:  # each rank moved w_avg towards its own batch mean: average = the global-batch update
+            w_avg = self.G.mapping.w_avg
+            torch.distributed.all_reduce(w_avg)
+            w_avg /= self.world_size
+        self.D.requires_grad_(True)
+        return out
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
+        captions = list(batch["caption"])
+        text = self.text(captions)
+        losses = self.d_step(batch["image"], captions, text, step)
+        losses.update(self.g_step(captions, text))
+        return {k: v.detach() for k, v in losses.items()}
+
+    # ------------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {"G": self.unwrap(self.G).state_dict(), "D": self.unwrap(self.D).state_dict(),
+                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "last_r1": self.last_r1}
+        if self.VA is not None:
+            state["VA"] = self.unwrap(self.VA).state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.unwrap(self.G).load_state_dict(state["G"])
+        self.unwrap(self.D).load_state_dict(state["D"])
+        if self.VA is not None:
+            self.unwrap(self.VA).load_state_dict(state["VA"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.last_r1 = float(state.get("last_r1", 0.0))
+
+    # ------------------------------------------------------------------------------------------------ outputs
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
+        """The EMA generator's full-size images [N,3,H,W] for prompt i with seed i (per-seed noise, const noise)."""
+        if len(prompts) != len(seeds):
+            raise ConfigError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        G = self.G_ema.eval()
+        z = seed_noise(seeds, (G.z_dim,), device=self.device)  # [N,z_dim]
+        return G(z, self.text(prompts), truncation_psi=truncation_psi, noise_mode="const")[0].float()
+
+    def sample_grid(self) -> torch.Tensor:
+        """Fixed prompts (rows) x fixed seeds (columns) from the EMA generator, truncation 1: [P*S,3,H,W]."""
+        cfg = self.config
+        prompts = [p for p in cfg.sample_prompts for _ in cfg.sample_seeds]
+        seeds = [s for _ in cfg.sample_prompts for s in cfg.sample_seeds]
+        return self.generate(prompts, seeds).clamp(-1, 1)
+
+    def evaluate(self) -> dict[str, Any] | None:
+        """`metrics.evaluate_source` on the EMA generator through `GigaGANPipeline` (prompts: validation split)."""
+        from fastt2i.metrics.sources import evaluate_source
+
+        tc = self.train_cfg
+        try:  # the inference pipeline (same per-seed noise and const noise as `generate` below)
+            from fastt2i.inference.gigagan import GigaGANPipeline
+
+            model: Any = GigaGANPipeline(self.G_ema.eval(), self.text.encoder())
+        except ImportError:
+            model = EMAGeneratorAdapter(self)
+        return evaluate_source(
+            model, tc.data, metrics=self.config.eval_metrics, num=self.config.eval_num,
+            resolution=tc.resolution, split_by=tc.split_by, caption_field=tc.caption_field, seed=tc.seed,
+            device=self.device, step=self.step, kimg=self.cur_nimg / 1000, progress=False)
+
+    def export(self, path: Path) -> Path:
+        """The EMA generator's `save_pretrained(path, text_encoder=train.text_encoder)` (inference needs G only)."""
+        self.G_ema.save_pretrained(path, text_encoder=self.train_cfg.text_encoder)
+        return path
+
+
+def step_seconds(config: GigaGANRunConfig, steps: int = 5, warmup: int = 1) -> list[float]:
+    """Wall time of `steps` full training steps (D + G) on random images and captions (CPU benchmark helper)."""
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))
+        trainer = GigaGANTrainer(cfg, tensorboard=False, progress=False)
+        trainer.setup()
+        b, r = cfg.train.batch_size, cfg.train.resolution
+        g = torch.Generator().manual_seed(0)
+        times = []
+        for s in range(warmup + steps):
+            batch = {"image": torch.rand(b, 3, r, r, generator=g) * 2 - 1,
+                     "caption": [f"emoji {i % 7} {s}" for i in range(b)]}
+            trainer.text(batch["caption"])  # encoding is cached in real runs: keep it out of the timing
+            t0 = time.perf_counter()
+            trainer.train_step(batch, s)
+            if s >= warmup:
+                times.append(time.perf_counter() - t0)
+        return times
