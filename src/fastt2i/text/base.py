@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 from typing import Any, Sequence
@@ -172,7 +173,7 @@ def short_hash(*parts: str | bytes, n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(nn.Module, metaclass=abc.ABCMeta):
     """Base of all text encoders: `encode(list[str]) -> TextEmbedding`.
 
     Frozen by default: parameters have `requires_grad=False`, the module stays in eval mode even when a parent calls
@@ -218,8 +219,9 @@ class TextEncoder(nn.Module):
         self.set_trainable(self._trainable)
 
     # ------------------------------------------------------------------------------------------- identity
+    @abc.abstractmethod
     def _weights_id(self) -> str:
-        raise NotImplementedError
+        """A hash of the weights and tokenizer (part of `identity`)."""
 
     @property
     def param_dtype(self) -> torch.dtype:
@@ -240,8 +242,9 @@ class TextEncoder(nn.Module):
         return f"{self.name}|{self._weights_id_cache}|max_length={self.max_length}|{dtype}|{EMBEDDING_FORMAT}"
 
     # ------------------------------------------------------------------------------------------- encoding
+    @abc.abstractmethod
     def _encode(self, texts: list[str]) -> TextEmbedding:
-        raise NotImplementedError
+        """Encode a non-empty list of strings (called by `encode`, which checks inputs and handles grad mode)."""
 
     def encode(self, texts: Sequence[str]) -> TextEmbedding:
         """Encode a batch of texts.

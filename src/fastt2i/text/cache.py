@@ -73,6 +73,12 @@ class CachedTextEncoder(TextEncoder):
         self._finish_init()
 
     # The wrapper has no state of its own: identity, device and dtype are the wrapped encoder's.
+    def _weights_id(self) -> str:
+        return self.encoder._weights_id()
+
+    def _encode(self, texts: list[str]) -> TextEmbedding:
+        return self.encoder.encode(texts)
+
     @property
     def identity(self) -> str:
         return self.encoder.identity
