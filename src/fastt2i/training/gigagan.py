@@ -189,17 +189,6 @@ class TextBatcher:
         return tokens.to(self.device), mask.to(self.device), pooled.to(self.device)
 
 
-class EMAGeneratorAdapter:
-    """`generate(prompts, seeds) -> [B,3,H,W]` over the trainer's EMA generator, for `metrics.evaluate_source`."""
-
-    def __init__(self, trainer: GigaGANTrainer):
-        self.trainer = trainer
-
-    @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
-        return self.trainer.generate(list(prompts), list(seeds)).clamp(-1, 1)
-
-
 class GigaGANTrainer(Trainer):
     """Trains `GigaGANGenerator` against `GigaGANDiscriminator` (+ optional vision-aided D) from a `GigaGANRunConfig`.
 
@@ -434,15 +423,11 @@ class GigaGANTrainer(Trainer):
 
     def evaluate(self) -> dict[str, Any] | None:
         """`metrics.evaluate_source` on the EMA generator through `GigaGANPipeline` (prompts: validation split)."""
+        from fastt2i.inference.gigagan import GigaGANPipeline
         from fastt2i.metrics.sources import evaluate_source
 
         tc = self.train_cfg
-        try:  # the inference pipeline (same per-seed noise and const noise as `generate` below)
-            from fastt2i.inference.gigagan import GigaGANPipeline
-
-            model: Any = GigaGANPipeline(self.G_ema.eval(), self.text.encoder())
-        except ImportError:
-            model = EMAGeneratorAdapter(self)
+        model = GigaGANPipeline(self.G_ema.eval(), self.text.encoder())  # same per-seed noise as `generate`
         return evaluate_source(
             model, tc.data, metrics=self.config.eval_metrics, num=self.config.eval_num,
             resolution=tc.resolution, split_by=tc.split_by, caption_field=tc.caption_field, seed=tc.seed,
