@@ -126,9 +126,8 @@ def test_matching_term_gets_only_mismatched_pairs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gg, "mismatch_text", spy)
     D = t.unwrap(t.D)
-    forward = D.forward
-    monkeypatch.setattr(D, "forward", lambda pyr, tok, mask, pooled: d_calls.append(pooled) or forward(pyr, tok, mask,
-                                                                                                           pooled))
+    judge = D.judge
+    monkeypatch.setattr(D, "judge", lambda pyr, texts: d_calls.extend(text[2] for text in texts) or judge(pyr, texts))
     captions = ["a", "a", "b", "b", "c", "c", "d", "e"]  # duplicates must never count as mismatches
     for step in range(4):
         calls.clear(), d_calls.clear()

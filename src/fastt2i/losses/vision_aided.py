@@ -74,17 +74,20 @@ class VisionAidedDiscriminator(nn.Module):
         """Frozen backbone features [B,F] (differentiable with respect to `images`)."""
         return self.backbone.encode_image(images)
 
-    def forward(self, images: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """images [B,3,H,W] in [-1,1], pooled text [B,text_dim] -> logits [B]."""
+    def forward(self, images: torch.Tensor, pooled: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """images [B,3,H,W] in [-1,1], pooled text [B,text_dim] -> logits [B]; `features` = precomputed
+        `self.features(images)` (e.g. shared with the CLIP loss, whose backbone is the same frozen model)."""
         if pooled.ndim != 2 or pooled.shape[0] != images.shape[0]:
             raise ValueError(f"pooled text must be [B,D] with B={images.shape[0]}, got {tuple(pooled.shape)}")
-        h = self.mlp(self.features(images).to(self.out.weight.dtype))  # [B,hidden]
+        feats = self.features(images) if features is None else features  # [B,F]
+        h = self.mlp(feats.to(self.out.weight.dtype))  # [B,hidden]
         proj = (h * self.text_proj(pooled.to(h.dtype))).sum(dim=1) / math.sqrt(h.shape[1])  # [B]
         return self.out(h)[:, 0] + proj  # [B]
 
 
 def generator_clip_loss(
-    clip_model: nn.Module, images: torch.Tensor, text_emb: torch.Tensor, logit_scale: float | torch.Tensor | None = None
+    clip_model: nn.Module, images: torch.Tensor, text_emb: torch.Tensor, logit_scale: float | torch.Tensor | None = None,
+    image_features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """GigaGAN sec. 3.5, eq. 9: -log softmax_n(<E_img(G(c_0)), E_txt(c_n)> * scale)[0], averaged over the batch.
 
@@ -97,8 +100,10 @@ def generator_clip_loss(
         images: generated images [B,3,H,W] in [-1,1].
         text_emb: L2-normalised CLIP text embeddings [B,D] of the captions used to generate them.
         logit_scale: override of the log inverse temperature.
+        image_features: precomputed `clip_model.encode_image(images)` (shared with the vision-aided D).
     """
-    img = F.normalize(clip_model.encode_image(images).float(), dim=-1)  # [B,D]
+    feats = clip_model.encode_image(images) if image_features is None else image_features
+    img = F.normalize(feats.float(), dim=-1)  # [B,D]
     txt = F.normalize(text_emb.float().to(img.device), dim=-1)  # [B,D]
     if img.shape != txt.shape:
         raise ValueError(f"image {tuple(img.shape)} and text {tuple(txt.shape)} embeddings differ in shape")

@@ -321,24 +321,28 @@ class GigaGANTrainer(Trainer):
         real = [x.detach().requires_grad_(do_r1) for x in self.real_pyramid(images)]
         out: dict[str, torch.Tensor] = {}
         with self.autocast():
-            real_logits = self.D(real, *text)
-            fake_logits = self.D(self.d_pyramid(fake), *text)
+            idx = try_mismatch_index(len(images), keys=captions) if cfg.matching_aware else None
+            # matched and mismatched captions share D's trunk: one pass per image set (D.judge)
+            texts = [text] if idx is None else [text, mismatch_text(idx, *text)]
+            real_judged = self.D.judge(real, texts)
+            fake_judged = self.D.judge(self.d_pyramid(fake), texts)
+            real_logits, fake_logits = real_judged[0], fake_judged[0]
             # d_logistic = softplus(-D(x, c)) + softplus(D(G(c), c)) over every (i, j) (eq. 6), its two halves logged
             out["loss/d_real"] = g_nonsaturating(real_logits, red)  # softplus(-D(x, c))
             out["loss/d_fake"] = d_matching_loss(fake_logits, None, red)  # softplus(D(G(c), c))
             total = out["loss/d_real"] + out["loss/d_fake"]
-            if cfg.matching_aware:  # GigaGAN sec. 3.5, eq. 8
-                idx = try_mismatch_index(len(images), keys=captions)
+            if cfg.matching_aware:  # GigaGAN sec. 3.5, eq. 8: real and fake images under mismatched captions
                 if idx is None:
                     out["loss/d_match"] = torch.zeros((), device=self.device)
                 else:
-                    wrong = mismatch_text(idx, *text)
-                    out["loss/d_match"] = d_matching_loss(self.D(real, *wrong),
-                                                          self.D(self.d_pyramid(fake), *wrong), red)
+                    out["loss/d_match"] = d_matching_loss(real_judged[1], fake_judged[1], red)
                     total = total + out["loss/d_match"]
             if self.VA is not None:
                 pooled = text[2]
-                out["loss/d_vision"] = d_logistic(self.VA(real[0], pooled), self.VA(fake[0], pooled), "mean")
+                with torch.no_grad():  # the backbone is frozen and D's step needs no image gradient through it
+                    f_real, f_fake = self.VA.features(torch.cat([real[0].detach(), fake[0]])).chunk(2)  # [B,F] each
+                out["loss/d_vision"] = d_logistic(self.VA(real[0], pooled, features=f_real),
+                                                  self.VA(fake[0], pooled, features=f_fake), "mean")
                 total = total + cfg.vision_aided_weight * out["loss/d_vision"]
         if do_r1:  # lazy R1 (StyleGAN2 sec. 3.1): gamma/2 * ||grad||^2, every k steps, scaled by k
             penalty = r1_penalty(real, real_logits).mean()
@@ -363,11 +367,15 @@ class GigaGANTrainer(Trainer):
             fake = self.synthesize(self.G, self.sample_z(len(captions)), text, mix=True, update_w_avg=True)
             out["loss/g_adv"] = g_nonsaturating(self.D(self.d_pyramid(fake), *text), cfg.scale_reduction)
             total = out["loss/g_adv"]
+            feats = None  # the frozen CLIP image features of G's images: one pass for both terms
+            if self.clip is not None:
+                feats = self.clip.encode_image(fake[0])  # [B,E]
             if cfg.clip_loss_weight > 0:  # GigaGAN sec. 3.5, eq. 9
-                out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]))
+                out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]),
+                                                         image_features=feats)
                 total = total + cfg.clip_loss_weight * out["loss/g_clip"]
             if self.VA is not None:
-                out["loss/g_vision"] = g_nonsaturating(self.VA(fake[0], text[2]), "mean")
+                out["loss/g_vision"] = g_nonsaturating(self.VA(fake[0], text[2], features=feats), "mean")
                 total = total + cfg.vision_aided_weight * out["loss/g_vision"]
         self.opt_G.zero_grad(set_to_none=True)
         self.backward(total)

@@ -57,7 +57,7 @@ def test_multiscale_predictions_are_all_distinct_pairs_computed_once(levels, res
             blk.register_forward_hook(hook(f"block{k}.{b}"))
     for j, head in D.heads.items():
         assert isinstance(head, _Head)
-        head.register_forward_hook(hook(f"head{j}"))
+        head.conv.register_forward_hook(hook(f"head{j}"))  # the text-independent part: once per judged pyramid
     for i, rgb in enumerate(D.from_rgb):
         rgb.register_forward_hook(hook(f"rgb{i}"))
 
@@ -229,3 +229,19 @@ def test_short_text_conditioned_adversarial_training_stays_finite():
         opt_g.step()
         assert torch.isfinite(loss_d) and torch.isfinite(loss_g), step
     assert all(torch.isfinite(p).all() for p in D.parameters())
+
+
+def test_judge_shares_the_trunk_across_texts_and_equals_separate_forwards():
+    D = make()
+    pyr, tokens, mask, pooled = batch()
+    wrong = (tokens.flip(0), mask.flip(0), pooled.flip(0))
+    calls = []
+    D.levels[0].register_forward_hook(lambda m, a, o: calls.append("trunk"))
+    both = D.judge(pyr, [(tokens, mask, pooled), wrong])
+    assert calls == ["trunk"]  # one trunk pass for two texts
+    for got, text in zip(both, [(tokens, mask, pooled), wrong]):
+        ref = D(pyr, *text)
+        assert [(o.i, o.j) for o in got] == [(o.i, o.j) for o in ref]
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a.logits, b.logits)
+    assert not torch.allclose(both[0][-1].logits, both[1][-1].logits)  # the text still matters

@@ -26,18 +26,18 @@ def tiny() -> GigaGANGeneratorConfig:
 
 @GIGAGAN_PRESETS.register("emoji64")
 def emoji64() -> GigaGANGeneratorConfig:
-    """64 px emoji, MiniLM text (384-d), sized for 2 CPU cores.
+    """64 px emoji, MiniLM text (384-d), sized for 2 CPU cores (a 200 kimg run in ~2.5 h).
 
-    Channels 256/128/64/32/16 at 4..64 px (equal conv cost per resolution), L2 self- and cross-attention at 8 and
-    16 px (64 and 256 tokens; 32 px would cost 1024 tokens per image), adaptive kernel banks of 2/4/4 at 8/16/32 px
-    (none at 4 px, where a per-sample 256x256 kernel costs more than the conv, nor at 64 px), 5-level pyramid.
-    Cost: 3.65M parameters; at batch 32 on 2 shared CPU threads, G forward 0.31 s without grad and forward+backward
-    1.0 s (measured with other jobs on the machine, so an upper bound): a full G+D step is ~1.5-2 s, not 1 s.
+    Channels 128/64/32/16/16 at 4..64 px (about equal conv cost per resolution), L2 self-attention (with the w token)
+    and cross-attention to the words at 8 px (attention at 16 px too costs +10% per training step), adaptive kernel
+    banks of 2/4/4 at 8/16/32 px (none at 4 px, where a per-sample kernel costs more than the conv, nor at 64 px),
+    5-level pyramid. 1.5M parameters; at batch 32 on 2 CPU threads, G forward 0.14 s without grad and forward+backward
+    0.33-0.40 s; a full training step (D + G with every loss) ~1.4 s (median of 5).
     """
     return GigaGANGeneratorConfig(
         resolution=64, z_dim=128, w_dim=256, text_encoder="minilm", text_dim=384, text_width=128,
-        text_attn_layers=2, text_heads=4, mapping_layers=4, channels=(256, 128, 64, 32, 16),
-        attention_resolutions=(8, 16), attention_dim_head=32, kernels=(1, 2, 4, 4, 1), pyramid_levels=5,
+        text_attn_layers=2, text_heads=4, mapping_layers=4, channels=(128, 64, 32, 16, 16),
+        attention_resolutions=(8,), attention_dim_head=32, kernels=(1, 2, 4, 4, 1), pyramid_levels=5,
     )
 
 
@@ -62,7 +62,7 @@ def ablation_stylegan2() -> GigaGANGeneratorConfig:
 
 @GIGAGAN_PRESETS.register("ablation-2-attention")
 def ablation_attention() -> GigaGANGeneratorConfig:
-    """Table 1 row "+ Attention": L2 self-attention (w token) and cross-attention to t_local at 8 and 16 px."""
+    """Table 1 row "+ Attention": L2 self-attention (w token) and cross-attention to t_local at 8 px."""
     return dataclasses.replace(_ablation_base(), attention=True, cross_attention=True, style_token=True)
 
 
