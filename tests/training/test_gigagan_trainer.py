@@ -65,6 +65,15 @@ def test_cli_tiny_run_exports_and_samples(tmp_path, npz_data):
     assert losses and {"loss/d_real", "loss/d_fake", "loss/d_match", "loss/r1", "loss/g_adv"} <= set(losses[-1])
     # the w average moved away from its zero init and was exported with the EMA generator
     assert float(G.w_avg.abs().sum()) > 0
+    # `fastt2i export` rebuilds the same EMA generator from the run's newest training state, leaving the run as it was
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    assert main(["export", "gigagan", "--run-dir", str(run), "--out", str(tmp_path / "exp")]) == 0
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    G2 = GigaGANGenerator.from_pretrained(tmp_path / "exp")
+    assert G2.config == G.config
+    for (k, a), (_, b) in zip(G.state_dict().items(), G2.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert main(["export", "gigagan", "--run-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
 
 
 def test_exact_resume_equals_uninterrupted(tmp_path, npz_data):
