@@ -1,11 +1,12 @@
-"""`fastt2i edit`: latent editing with a GigaGAN model (truncation, style mixing, interpolation, prompt mixing)."""
+"""`fastt2i edit`: GigaGAN latent editing (truncation, mixing, interpolation, prompt mixing) and Paella token editing
+(variation, inpaint, outpaint, img2img, interpolate)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from fastt2i.cli.generate import add_model_args, load_pipeline
+from fastt2i.cli.generate import add_model_args, add_sampler_args, is_paella, load_paella, load_pipeline, sampler_kwargs
 
 EXAMPLES = """examples:
   fastt2i edit truncation --model runs/gg/export "a red heart" --seeds 0-3 --psi 1,0.7,0.4,0 -o trunc.png
@@ -13,15 +14,23 @@ EXAMPLES = """examples:
   fastt2i edit interpolate --model runs/gg/export "a red heart" "a blue star" --seed 7 --steps 24 -o morph.gif
   fastt2i edit prompt-mix --model runs/gg/export --part 0:6 "a red heart" --part 6: "a blue star" -o pmix.png
 
-Every edit works on the styles ws (one per layer; `fastt2i edit styles --model M` prints how many) and on the text
-embeddings; the same seed gives the same z as in `fastt2i generate`.
+  fastt2i edit variation --model runs/paella/export emoji.png --seeds 0-3 -o var.png
+  fastt2i edit inpaint --model runs/paella/export emoji.png --mask mask.png "a blue star" --seeds 0-3 -o inp.png
+  fastt2i edit outpaint --model runs/paella/export emoji.png "a red heart" --scale 0.5 -o out.png
+  fastt2i edit img2img --model runs/paella/export emoji.png "a green apple" --strength 0.6 -o i2i.png
+
+GigaGAN edits work on the styles ws (one per layer; `fastt2i edit styles --model M` prints how many) and on the text
+embeddings; the same seed gives the same z as in `fastt2i generate`. Paella edits (variation, inpaint, outpaint,
+img2img; interpolate too when --model is a Paella bundle) work on the VQGAN token grid: known tokens are kept at every
+sampler step; --steps/--cfg/--temperature/--sampler set the sampler.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("edit", help="edit in latent space (truncation, mix, interpolate, prompt-mix)",
+    p = sub.add_parser("edit", help="edit images (GigaGAN: truncation, mix, ...; Paella: variation, inpaint, ...)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Latent editing of a GigaGAN model; each edit writes a PNG (or GIF).")
+                       description="Latent editing of a GigaGAN model or token editing with a Paella bundle; each "
+                                   "edit writes a PNG (or GIF).")
     ops = p.add_subparsers(dest="edit_op", metavar="EDIT")
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -53,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = ops.add_parser("interpolate", help="morph one prompt into another (GIF + PNG strip)", formatter_class=fmt,
                        epilog='example:\n  fastt2i edit interpolate --model M "a red heart" "a blue star" --seed 7 '
                               "--steps 24 --fps 12 -o morph.gif\n\nWrites morph.gif and the frames side by side in "
-                              "morph.png; z is fixed, text embeddings and w are interpolated.")
+                              "morph.png; z is fixed, text embeddings and w are interpolated. With a Paella bundle the "
+                              "conditioning is interpolated and the seed's tokens and draws are shared by all frames.")
     add_model_args(i)
     i.add_argument("prompt_a")
     i.add_argument("prompt_b")
@@ -63,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--boomerang", action="store_true", help="play the GIF forward then backward")
     i.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
     i.add_argument("-o", "--output", default="interpolation.gif")
+    add_sampler_args(i, steps_flag="--sampler-steps")
     i.set_defaults(func=run_interpolate)
 
     pm = ops.add_parser("prompt-mix", help="different prompts on different layer ranges", formatter_class=fmt,
@@ -81,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ops.add_parser("styles", help="print the style layout (num_ws and the resolution of each style)")
     add_model_args(s)
     s.set_defaults(func=run_styles)
+
+    _register_paella(ops, fmt)
 
     def no_op(args: argparse.Namespace) -> int:
         p.print_help()
@@ -136,6 +149,20 @@ def run_mix(args: argparse.Namespace) -> int:
 def run_interpolate(args: argparse.Namespace) -> int:
     from fastt2i.editing.interpolation import prompt_interpolation, save_frame_strip, save_gif
 
+    if is_paella(args):
+        from fastt2i.editing.paella import interpolate
+
+        pipe = load_paella(args)
+        frames = interpolate(pipe, args.prompt_a, args.prompt_b, num=args.steps, seed=args.seed,
+                             **sampler_kwargs(args)).cpu()
+        gif = save_gif(frames, args.output, fps=args.fps, boomerang=args.boomerang)
+        strip = save_frame_strip(frames, Path(args.output).with_suffix(".png"))
+        return _done(gif, f"{len(frames)} frames; strip {strip}")
+    from fastt2i.cli.generate import _sampler_options_given
+    from fastt2i.errors import ConfigError
+
+    if _sampler_options_given(args):
+        raise ConfigError("--sampler-steps/--cfg/--temperature/--sampler apply to Paella bundles, not GigaGAN models")
     pipe = load_pipeline(args)
     frames = prompt_interpolation(pipe, args.prompt_a, args.prompt_b, args.seed, args.steps,
                                   truncation_psi=args.truncation).cpu()
@@ -180,3 +207,125 @@ def run_styles(args: argparse.Namespace) -> int:
         print(f"  {res:>4} px: styles {k}..{k + n - 1} (convs), {k + n} (toRGB)")
         k += n + 1
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------- Paella edits
+def _register_paella(ops: argparse._SubParsersAction, fmt: type) -> None:
+    """The Paella token edits: variation, inpaint, outpaint, img2img (each needs --model BUNDLE)."""
+
+    def common(q: argparse.ArgumentParser, default_out: str) -> None:
+        add_model_args(q)
+        q.add_argument("image", help="input image file (resized to the model's resolution)")
+        q.add_argument("--seeds", default="0-3", help="seeds, one result each (default 0-3)")
+        q.add_argument("-o", "--output", default=default_out, help=f"output PNG grid: the input, then one result "
+                                                                   f"per seed (default {default_out})")
+        add_sampler_args(q)
+
+    v = ops.add_parser("variation", help="Paella: variations of an image (CLIP image embedding)", formatter_class=fmt,
+                       epilog="example:\n  fastt2i edit variation --model BUNDLE emoji.png --seeds 0-3 -o var.png\n\n"
+                              "Conditions on the CLIP image embedding of the input (text dropped unless --prompt); "
+                              "needs a bundle trained with CLIP tokens.")
+    common(v, "variation.png")
+    v.add_argument("--prompt", default=None, help="optional text added to the conditioning")
+    v.set_defaults(func=run_variation)
+
+    ip = ops.add_parser("inpaint", help="Paella: regenerate the white region of a mask", formatter_class=fmt,
+                        epilog='example:\n  fastt2i edit inpaint --model BUNDLE emoji.png --mask mask.png '
+                               '"a blue star" --seeds 0-3 -o inp.png\n\n'
+                               "The mask is an image (white = regenerate) resized to the input; a token is "
+                               "regenerated if any pixel of its 4x4 cell is white.")
+    common(ip, "inpaint.png")
+    ip.add_argument("prompt")
+    ip.add_argument("--mask", required=True, help="mask image (white = regenerate)")
+    ip.set_defaults(func=run_inpaint)
+
+    op = ops.add_parser("outpaint", help="Paella: extend an image beyond its borders", formatter_class=fmt,
+                        epilog='examples:\n  fastt2i edit outpaint --model BUNDLE emoji.png "a red heart" --scale 0.5\n'
+                               '  fastt2i edit outpaint --model BUNDLE emoji.png "a red heart" --pad 16,0,16,0\n\n'
+                               "--scale shrinks the image and centres it in a same-size canvas; --pad adds LEFT,TOP,"
+                               "RIGHT,BOTTOM pixels (multiples of 4 x the denoiser's downsampling).")
+    common(op, "outpaint.png")
+    op.add_argument("prompt")
+    op.add_argument("--pad", default=None, metavar="L,T,R,B", help="pixels added on each side")
+    op.add_argument("--scale", type=float, default=None, help="shrink factor in (0,1) (default 0.5 without --pad)")
+    op.set_defaults(func=run_outpaint)
+
+    ii = ops.add_parser("img2img", help="Paella: re-generate an image toward a prompt from a noise level",
+                        formatter_class=fmt,
+                        epilog='example:\n  fastt2i edit img2img --model BUNDLE emoji.png "a green apple" '
+                               "--strength 0.6\n\nThe image's tokens are renoised to t = STRENGTH, then sampled "
+                               "from there to 0 (0 = keep the image, 1 = ignore it).")
+    common(ii, "img2img.png")
+    ii.add_argument("prompt")
+    ii.add_argument("--strength", type=float, default=0.6, help="starting t in [0,1] (default 0.6)")
+    ii.set_defaults(func=run_img2img)
+
+
+def _paella_inputs(args: argparse.Namespace):
+    from fastt2i.editing.paella import load_image
+    from fastt2i.inference.noise import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    pipe = load_paella(args)
+    image = load_image(args.image, resolution=pipe.resolution)  # [1,3,H,W]
+    return pipe, image, seeds
+
+
+def _save_paella(args: argparse.Namespace, image, results, what: str) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    from fastt2i.utils.images import save_grid
+
+    results = results.cpu()
+    dh, dw = results.shape[2] - image.shape[2], results.shape[3] - image.shape[3]
+    if dh or dw:  # outpainting with --pad: show the input centred on a gray canvas of the output size
+        image = F.pad(image, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=0.0)
+    out = save_grid(torch.cat([image, results]), args.output, nrow=len(results) + 1)
+    return _done(out, what)
+
+
+def run_variation(args: argparse.Namespace) -> int:
+    from fastt2i.editing.paella import variations
+
+    pipe, image, seeds = _paella_inputs(args)
+    out = variations(pipe, image, seeds, prompt=args.prompt, **sampler_kwargs(args))
+    return _save_paella(args, image, out, f"input + {len(seeds)} variations")
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    from fastt2i.editing.paella import inpaint, load_mask
+
+    pipe, image, seeds = _paella_inputs(args)
+    mask = load_mask(args.mask, tuple(image.shape[2:]))
+    out = inpaint(pipe, image, mask, args.prompt, seeds, **sampler_kwargs(args))
+    return _save_paella(args, image, out, f"input + {len(seeds)} inpaintings")
+
+
+def run_outpaint(args: argparse.Namespace) -> int:
+    from fastt2i.editing.paella import outpaint
+    from fastt2i.errors import ConfigError
+
+    pad = None
+    if args.pad is not None:
+        try:
+            pad = [int(v) for v in args.pad.split(",")]
+        except ValueError:
+            raise ConfigError(f"--pad must be LEFT,TOP,RIGHT,BOTTOM integers, got {args.pad!r}") from None
+        if args.scale is not None:
+            raise ConfigError("give --pad or --scale, not both")
+    scale = None if pad is not None else (0.5 if args.scale is None else args.scale)
+    pipe, image, seeds = _paella_inputs(args)
+    out = outpaint(pipe, image, args.prompt, seeds, pad=pad, scale=scale, **sampler_kwargs(args))
+    return _save_paella(args, image, out, f"input + {len(seeds)} outpaintings")
+
+
+def run_img2img(args: argparse.Namespace) -> int:
+    from fastt2i.editing.paella import img2img
+    from fastt2i.errors import ConfigError
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise ConfigError(f"--strength must be in [0, 1], got {args.strength}")
+    pipe, image, seeds = _paella_inputs(args)
+    out = img2img(pipe, image, args.prompt, seeds, t_start=args.strength, **sampler_kwargs(args))
+    return _save_paella(args, image, out, f"input + {len(seeds)} results at strength {args.strength}")

@@ -155,9 +155,134 @@ def _gigagan_family() -> Family:
     return Family("GigaGAN text-to-image GAN (Kang et al. 2023)", presets, trainer)
 
 
+def _vqgan_family() -> Family:
+    """Paella VQGAN presets: tiny (tests), emoji64 (2 CPU cores), paper (8,192 codes, 4-channel latent)."""
+
+    def tiny():
+        """16 px, batch 8, codebook 64: every loss on (L1, emoji-clip perceptual, codebook, PatchGAN after 16 images),
+        dead-code restarts after 2 steps, evaluation (PSNR/FD/usage) at the end. A step takes ~0.05 s on one thread."""
+        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.vqgan import VQGANRunConfig
+
+        return VQGANRunConfig(
+            vqgan=VQGAN_PRESETS.build("tiny"),
+            disc=PatchGANConfig(channels=8, layers=2),
+            train=TrainConfig(run_dir="runs/vqgan-tiny", resolution=16, batch_size=8, kimg=0.032, snapshot_kimg=0.016,
+                              sample_kimg=0.032, eval_kimg=0.032, log_every=1, num_workers=0, ema_kimg=0,
+                              ema_rampup=None),
+            lr=1e-3, d_lr=1e-3, gan_start_kimg=0.016, eval_num=16, sample_num=4)
+
+    def emoji64():
+        """64 px -> 16x16 tokens, codebook 1,024 x 4, channels (32, 64), decoder blocks (1, 4), MLP ratio 2 (0.17M
+        params); emoji-clip perceptual loss at 64 px, PatchGAN (16 wide, 3 layers, 0.17M) after 20 kimg, batch 32.
+
+        Cost (shared 2-core CPU, one thread, under another training run): ~1.2 s per step (`fastt2i.training.vqgan.
+        step_seconds`, GAN on; 1.26 s before it), ~1.6 s per step in a real run with data loading, i.e. ~50 s per kimg:
+        200 kimg take about 3 hours.
+        """
+        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.vqgan import VQGANRunConfig
+
+        return VQGANRunConfig(
+            vqgan=VQGAN_PRESETS.build("emoji64"),
+            disc=PatchGANConfig(channels=16, layers=3),
+            train=TrainConfig(run_dir="runs/vqgan-emoji64", resolution=64, batch_size=32, kimg=200, snapshot_kimg=10,
+                              sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=0, ema_rampup=None),
+            lr=5e-4, d_lr=5e-4, gan_start_kimg=20, gan_weight=0.1, eval_num=1000, sample_num=8)
+
+    def paper():
+        """The official Paella v3 / Wuerstchen VQGAN: 256 px -> 64x64 tokens, 8,192 codes of width 4, channels
+        (192, 384), 12 decoder bottleneck blocks; pix2pix PatchGAN; for GPUs."""
+        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.vqgan import VQGANRunConfig
+
+        return VQGANRunConfig(
+            vqgan=VQGAN_PRESETS.build("paper"),
+            disc=PatchGANConfig(channels=64, layers=3),
+            train=TrainConfig(run_dir="runs/vqgan-paper", resolution=256, batch_size=256, kimg=50_000,
+                              snapshot_kimg=500, sample_kimg=100, eval_kimg=1000, log_every=50, ema_kimg=0,
+                              ema_rampup=None, mixed_precision="bf16"),
+            lr=1e-4, d_lr=1e-4, gan_start_kimg=10_000, eval_num=10_000)
+
+    def trainer() -> type:
+        from fastt2i.training.vqgan import VQGANTrainer
+
+        return VQGANTrainer
+
+    return Family("Paella's f=4 VQGAN tokenizer (L1 + perceptual + PatchGAN)",
+                  {"tiny": tiny, "emoji64": emoji64, "default": emoji64, "paper": paper}, trainer)
+
+
+def _paella_family() -> Family:
+    """Paella token-predictor presets: tiny (tests, random tiny VQGAN), emoji64 (2 CPU cores), paper (v3, 1,008M)."""
+
+    def tiny():
+        """16 px -> 4x4 tokens of a random tiny VQGAN ("random-tiny", 64 codes), t5-tiny-random text, no CLIP tokens,
+        batch 8; sampling (4 steps) at the end. A step takes a few ms on one CPU thread."""
+        from fastt2i.models.paella.presets import PAELLA_PRESETS
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.paella import PaellaRunConfig
+
+        return PaellaRunConfig(
+            model=PAELLA_PRESETS.build("tiny"), vqgan="random-tiny", clip_model=None,
+            train=TrainConfig(run_dir="runs/paella-tiny", resolution=16, batch_size=8, kimg=0.032, snapshot_kimg=0.016,
+                              sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0, ema_kimg=0.01,
+                              ema_rampup=None, text_encoder="t5-tiny-random"),
+            lr=1e-3, sample_prompts=("a cat", "a dog"), sample_seeds=(0, 1), sample_steps=4, eval_num=64)
+
+    def emoji64():
+        """64 px -> 16x16 tokens of the emoji64 VQGAN (1,024 codes; pass its export with --set vqgan=PATH), MiniLM
+        text, emoji-clip text and image vectors (4 tokens each), denoiser PAELLA_PRESETS["emoji64"] (4.7M), batch 32,
+        lr 3e-4 with 2 kimg warm-up, EMA half-life 10 kimg.
+
+        Cost (shared 2-core CPU, nice'd, one thread, next to a background training run;
+        `fastt2i.training.paella.step_seconds` with a randomly initialised emoji64 VQGAN): a full step at batch 32
+        takes ~2.2 s (median of 5; VQGAN tokenisation ~0.28 s, denoiser forward+backward+AdamW 1.0-1.3 s), i.e.
+        ~70 s/kimg under that load; expect roughly half on an idle machine.
+        """
+        from fastt2i.models.paella.presets import PAELLA_PRESETS
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.paella import PaellaRunConfig
+
+        return PaellaRunConfig(
+            model=PAELLA_PRESETS.build("emoji64"), vqgan="runs/vqgan-emoji64/export", clip_model="emoji-clip",
+            train=TrainConfig(run_dir="runs/paella-emoji64", resolution=64, batch_size=32, kimg=300, snapshot_kimg=10,
+                              sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=10, text_encoder="minilm"),
+            lr=3e-4, warmup_kimg=2, eval_num=1000)
+
+    def paper():
+        """Paella v3 (1,008M): ByT5-XL text, OpenCLIP ViT-H/14 vectors, 8,192-code VQGAN at 256 px, AdamW 1e-4 with
+        10k warm-up steps at batch 2,048 (official `src_distributed/train.py`); for GPU clusters."""
+        from fastt2i.models.paella.presets import PAELLA_PRESETS
+        from fastt2i.training.config import TrainConfig
+        from fastt2i.training.paella import PaellaRunConfig
+
+        model = PAELLA_PRESETS.build("paper")
+        return PaellaRunConfig(
+            model=model, vqgan="runs/vqgan-paper/export", clip_model="path/to/openclip-vit-h-14-export",
+            train=TrainConfig(run_dir="runs/paella-paper", resolution=256, batch_size=2048, kimg=3_072_000,
+                              snapshot_kimg=4096, sample_kimg=4096, eval_kimg=40_960, log_every=50, ema_kimg=500,
+                              mixed_precision="bf16", text_encoder=model.text_encoder),
+            lr=1e-4, warmup_kimg=20_480, eval_num=10_000)
+
+    def trainer() -> type:
+        from fastt2i.training.paella import PaellaTrainer
+
+        return PaellaTrainer
+
+    return Family("Paella token predictor (Rampas et al. 2022, v3) on a frozen VQGAN",
+                  {"tiny": tiny, "emoji64": emoji64, "default": emoji64, "paper": paper}, trainer)
+
+
 def families() -> dict[str, Family]:
     """Every trainable family by the name typed after `fastt2i train`."""
-    return {**_emoji_families(), "gigagan": _gigagan_family()}
+    fams = {**_emoji_families(), "gigagan": _gigagan_family()}
+    fams["vqgan"] = _vqgan_family()
+    fams["paella"] = _paella_family()
+    return fams
 
 
 EXAMPLES = """examples:

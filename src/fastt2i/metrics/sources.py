@@ -115,16 +115,21 @@ def model_batches(model: Any, prompts_fn, num: int, batch_size: int, seed: int =
 
 
 def load_generator(path: str | Path) -> Any:
-    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained`.
+    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained` (a Paella bundle
+    with `PaellaPipeline.from_pretrained`).
 
     A gigagan-generator export (no `generate` of its own) comes back wrapped in a `GigaGANPipeline` with the text
     encoder named in its config.json.
     """
     from fastt2i.inference.serialization import load_pretrained
 
+    from fastt2i.inference.paella import PaellaPipeline, is_bundle
+
     p = Path(path).expanduser()
     if (p / "export" / "config.json").is_file():
         p = p / "export"
+    if is_bundle(p):  # a Paella bundle: vqgan/ + denoiser/ (+ clip/) and the text encoder named in config.json
+        return PaellaPipeline.from_pretrained(p)
     model = load_pretrained(p)
     if not callable(getattr(model, "generate", None)) and getattr(model, "model_name", None) == "gigagan-generator":
         from fastt2i.inference.gigagan import GigaGANPipeline, load_encoder

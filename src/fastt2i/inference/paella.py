@@ -1,0 +1,427 @@
+"""`PaellaPipeline`: text encoder (+ CLIP) -> conditioning -> renoising sampler over the denoiser -> VQGAN decode."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.models.paella.conditioning import PaellaCondition
+from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, RenoiseScheduler, cfg_logits
+
+BUNDLE_CLASS = "paella-pipeline"
+BUNDLE_FORMAT = 1
+CONFIG_NAME = "config.json"
+
+
+def is_bundle(path: str | Path) -> bool:
+    """True when `path` (or `path/export`) is a Paella pipeline bundle (config.json with class paella-pipeline)."""
+    try:
+        p = resolve_bundle(path)
+    except AssetNotFoundError:
+        return False
+    return (p / CONFIG_NAME).is_file()
+
+
+def resolve_bundle(path: str | Path) -> Path:
+    """A bundle directory, or a run directory with `export/` holding one."""
+    p = Path(path).expanduser()
+    for cand in (p, p / "export"):
+        cfg = cand / CONFIG_NAME
+        if cfg.is_file():
+            try:
+                meta = json.loads(cfg.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(meta, dict) and meta.get("class") == BUNDLE_CLASS:
+                return cand
+    raise AssetNotFoundError(f"{p} is not a Paella bundle: expected config.json with class {BUNDLE_CLASS!r} "
+                             "and vqgan/ + denoiser/ exports (in the directory or in its export/)")
+
+
+def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU torch.Generator per seed (checked like `seed_noise`): row i draws only from generator i."""
+    from fastt2i.inference.noise import MAX_SEED
+
+    gens = []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(f"seeds must be integers in [0, 2**63-1], got {s!r}")
+        gens.append(torch.Generator(device="cpu").manual_seed(s))
+    if not gens:
+        raise ConfigError("give at least one seed")
+    return gens
+
+
+class PaellaPipeline(nn.Module):
+    """Chains text encoder, optional CLIP model, Paella token predictor, `RenoiseScheduler` and VQGAN decoder.
+
+    ``pipe.generate(prompts, seeds) -> images [B,3,H,W]`` in [-1,1]. Seed i gives its own CPU generator that draws the
+    initial random tokens and then every sampling/renoising draw of row i, so a (prompt, seed) pair gives the same
+    image at any batch size. Guidance is one batched forward of [cond; uncond] (`cfg_logits`); unconditional means
+    every conditioning part dropped (zeroed by the denoiser's conditioner, as in training).
+
+    The denoiser interface used here (H2's `PaellaDenoiser`): ``denoiser.conditioner(text_tokens, text_mask,
+    clip_text, clip_image, drop_text=, drop_clip_text=, drop_clip_image=) -> (cond [B,L',c], mask [B,L'])`` and
+    ``denoiser(tokens [B,h,w], t [B], cond, cond_mask) -> logits [B,K,h,w]``.
+
+    Args:
+        vqgan: a `fastt2i.models.paella.VQGAN` (tokenize / decode_tokens / token_shape / codebook_size).
+        denoiser: a `PaellaDenoiser` (with `.conditioner`, `.config.codebook_size`).
+        text_encoder: the frozen `fastt2i.text` encoder whose width matches the denoiser's text_dim.
+        clip_model: a model with encode_text / encode_image (emoji-clip) giving the pooled CLIP vectors, or None
+            (then CLIP text/image conditioning is always dropped, except image embeddings passed explicitly).
+        text_encoder_spec: spec recorded by `save_pretrained` (default: the encoder's `name`).
+        clip_model_spec: spec recorded for the CLIP model ("emoji-clip" or a path; default: save the model itself).
+        resolution: output resolution (default: 4 x the denoiser's training token grid, else the VQGAN's).
+    """
+
+    def __init__(self, vqgan: nn.Module, denoiser: nn.Module, text_encoder: nn.Module,
+                 clip_model: nn.Module | None = None, text_encoder_spec: str | None = None,
+                 clip_model_spec: str | None = None, resolution: int | None = None):
+        super().__init__()
+        for name in ("tokenize", "decode_tokens", "token_shape", "codebook_size"):
+            if not hasattr(vqgan, name):
+                raise ConfigError(f"PaellaPipeline needs a Paella VQGAN, got {type(vqgan).__name__} (no {name})")
+        if not hasattr(denoiser, "conditioner"):
+            raise ConfigError(f"PaellaPipeline needs a PaellaDenoiser (.conditioner), got {type(denoiser).__name__}")
+        dcfg = getattr(denoiser, "config", None)
+        k = getattr(dcfg, "codebook_size", None)
+        if k is not None and int(k) != int(vqgan.codebook_size):
+            raise ConfigError(f"the denoiser predicts {k} codes but the VQGAN has {vqgan.codebook_size}")
+        text_dim = getattr(dcfg, "text_dim", None)
+        if text_dim is not None and getattr(text_encoder, "dim", text_dim) != text_dim:
+            raise ConfigError(f"text encoder {getattr(text_encoder, 'name', '?')!r} gives {text_encoder.dim}-d tokens "
+                              f"but the denoiser expects text_dim={text_dim}")
+        self.vqgan = vqgan
+        self.denoiser = denoiser
+        self.text_encoder = text_encoder
+        self.clip_model = clip_model
+        self.text_encoder_spec = (text_encoder_spec or getattr(dcfg, "text_encoder", None)
+                                  or getattr(text_encoder, "name", None))
+        self.clip_model_spec = clip_model_spec
+        if resolution is None and getattr(dcfg, "token_shape", None) is not None:
+            resolution = 4 * int(dcfg.token_shape[0])  # the VQGAN downsamples by f = 4
+        if resolution is None:
+            resolution = getattr(getattr(vqgan, "config", None), "resolution", None)
+        if resolution is None:
+            raise ConfigError("cannot tell the output resolution: pass resolution=")
+        self._resolution = int(resolution)
+
+    # ------------------------------------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def resolution(self) -> int:
+        return self._resolution
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.vqgan.codebook_size)
+
+    @property
+    def clip_dim(self) -> int:
+        """Width of the CLIP vectors the conditioner takes (0 = no CLIP conditioning)."""
+        return int(getattr(getattr(self.denoiser, "config", None), "clip_dim", 0) or 0)
+
+    def token_shape(self, resolution: int | tuple[int, int] | None = None) -> tuple[int, int]:
+        """(h, w) of the token grid for a pixel resolution (default: the pipeline's)."""
+        return tuple(self.vqgan.token_shape(self.resolution if resolution is None else resolution))
+
+    # ------------------------------------------------------------------------------------------------ conditioning
+    def encode_text(self, prompts: Sequence[str]) -> Any:
+        """TextEmbedding (tokens [B,L,D], mask [B,L], pooled [B,P]) of B prompts, on `device`."""
+        prompts = _check_prompts(prompts)
+        with torch.no_grad():
+            return self.text_encoder.encode(prompts).to(self.device)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings [B,E] of images [B,3,H,W] in [-1,1] (needs the clip model)."""
+        if self.clip_model is None:
+            raise ConfigError("this Paella pipeline has no CLIP model: image embeddings cannot be computed")
+        with torch.no_grad():
+            return self.clip_model.encode_image(images.to(self.device)).float()
+
+    @torch.no_grad()
+    def condition(
+        self,
+        prompts: Sequence[str] | None = None,
+        image_embeddings: torch.Tensor | None = None,
+        batch: int | None = None,
+        use_text: bool = True,
+        use_clip_text: bool = True,
+        unconditional: bool = False,
+    ) -> PaellaCondition:
+        """Conditioning (tokens [B,L',c], mask [B,L']) from prompts and/or CLIP image embeddings.
+
+        Args:
+            prompts: B prompts (None: text parts dropped; `batch` or the embeddings give B).
+            image_embeddings: [B,E] CLIP image vectors (None: the image part is dropped).
+            batch: B when neither prompts nor embeddings give it.
+            use_text: keep the text tokens (False drops them, e.g. for pure image variations).
+            use_clip_text: keep the pooled CLIP text vector (when a clip model is present).
+            unconditional: drop every part (the CFG branch); shapes match the conditional call with the same args.
+        """
+        if prompts is not None:
+            prompts = _check_prompts(prompts)
+        B = len(prompts) if prompts is not None else (image_embeddings.shape[0] if image_embeddings is not None
+                                                       else batch)
+        if not B:
+            raise ConfigError("conditioning needs prompts, image embeddings or a batch size")
+        dev = self.device
+        text = self.encode_text(prompts if prompts is not None else [""] * B)
+        if text.tokens.shape[0] != B:
+            raise ConfigError(f"got {text.tokens.shape[0]} prompts for a batch of {B}")
+        E = self.clip_dim
+        clip_text = clip_image = None
+        has_clip_text = has_clip_image = False
+        if E:
+            clip_text = torch.zeros(B, E, device=dev)
+            clip_image = torch.zeros(B, E, device=dev)
+            if prompts is not None and use_clip_text and self.clip_model is not None:
+                clip_text = self.clip_model.encode_text(list(prompts)).to(dev).float()
+                has_clip_text = True
+            if image_embeddings is not None:
+                if image_embeddings.shape != (B, E):
+                    raise ConfigError(f"image embeddings must be [B={B}, {E}], got {tuple(image_embeddings.shape)}")
+                clip_image = image_embeddings.to(dev).float()
+                has_clip_image = True
+        elif image_embeddings is not None:
+            raise ConfigError("this denoiser takes no CLIP vectors (clip_dim=0): image embeddings cannot be used")
+
+        def flag(keep: bool) -> torch.Tensor:
+            return torch.full((B,), unconditional or not keep, dtype=torch.bool, device=dev)
+
+        cond, mask = self.denoiser.conditioner(
+            text.tokens, text.mask, clip_text, clip_image,
+            drop_text=flag(use_text and prompts is not None),
+            drop_clip_text=flag(has_clip_text), drop_clip_image=flag(has_clip_image),
+        )
+        return PaellaCondition(cond, mask)
+
+    def model_fn(self, tokens: torch.Tensor, t: torch.Tensor, cond: PaellaCondition) -> torch.Tensor:
+        """The denoiser as `cfg_logits` calls it: (tokens [N,h,w], t [N], PaellaCondition) -> logits [N,K,h,w]."""
+        return self.denoiser(tokens, t, cond.tokens, cond.mask)
+
+    # ------------------------------------------------------------------------------------------------ sampling
+    def initial_tokens(self, generators: Sequence[torch.Generator], shape: tuple[int, int]) -> torch.Tensor:
+        """Uniform random codebook tokens [B,h,w], row i drawn from generators[i] (on CPU), on `device`."""
+        rows = [torch.randint(0, self.codebook_size, tuple(shape), generator=g) for g in generators]
+        return torch.stack(rows).to(self.device)
+
+    @torch.no_grad()
+    def sample_tokens(
+        self,
+        cond: PaellaCondition,
+        uncond: PaellaCondition | None,
+        seeds: Sequence[int],
+        steps: int = DEFAULT_STEPS,
+        cfg: float = DEFAULT_CFG,
+        temperature: float | Sequence[float] = DEFAULT_TEMPERATURE,
+        mode: str = "renoise",
+        shape: tuple[int, int] | None = None,
+        t_start: float = 1.0,
+        init_tokens: torch.Tensor | None = None,
+        keep_mask: torch.Tensor | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """The sampling loop: tokens [B,h,w] for B seeds.
+
+        Args:
+            cond, uncond: conditional / unconditional `PaellaCondition` with batch B (uncond None = no guidance).
+            seeds: B seeds (per-row generators: batch-size invariant).
+            steps: sampler steps (12 in the paper).
+            cfg: guidance weight w in ``logits_c * w + logits_u * (1 - w)`` (8 in the official v3 sampler).
+            temperature: (start, end) or one number (paper: (0.7, 0.3)).
+            mode: "renoise" (paper) or "confidence".
+            shape: token grid (h, w) (default: the pipeline's).
+            t_start: first t; < 1 starts from `init_tokens` noised to t_start with the initial random tokens.
+            init_tokens: [B,h,w] tokens to start from (image-to-image) / the known tokens (inpainting).
+            keep_mask: bool [B,h,w] or [h,w], True where `init_tokens` are kept at every step.
+            progress: show a tqdm bar.
+        """
+        gens = seed_generators(list(seeds))
+        B = len(gens)
+        if init_tokens is not None:
+            init_tokens = init_tokens.to(self.device).long()
+            if init_tokens.ndim != 3 or init_tokens.shape[0] != B:
+                raise ConfigError(f"init tokens must be [B={B},h,w], got {tuple(init_tokens.shape)}")
+            shape = tuple(init_tokens.shape[1:])
+        shape = tuple(shape or self.token_shape())
+        if keep_mask is not None and init_tokens is None:
+            raise ConfigError("keep_mask needs init_tokens (the known tokens)")
+        sched = RenoiseScheduler(steps, temperature=temperature, mode=mode, t_start=t_start)
+        noise = self.initial_tokens(gens, shape)  # [B,h,w]
+        if init_tokens is None:
+            x = noise.clone()
+        else:
+            if keep_mask is not None:
+                keep_mask = keep_mask.to(self.device, torch.bool).expand(B, *shape)
+            x = sched.add_noise(init_tokens, sched.t_start, noise, gens)  # t_start = 1: all initial noise
+            if keep_mask is not None:
+                x = torch.where(keep_mask, init_tokens, x)
+        it = range(len(sched))
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="paella", unit="step", leave=False)
+        for i in it:
+            t = sched.timesteps[i].to(self.device).expand(B)  # [B]
+            logits = cfg_logits(self.model_fn, x, t, cond, uncond, cfg)  # [B,K,h,w]
+            x = sched.step(logits, i, x, noise, generator=gens, keep_mask=keep_mask, known=init_tokens)
+        return x
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """VQGAN decode: tokens [B,h,w] -> images [B,3,4h,4w] clamped to [-1,1]."""
+        return self.vqgan.decode_tokens(tokens.to(self.device)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def tokenize(self, images: torch.Tensor) -> torch.Tensor:
+        """VQGAN tokens [B,H/4,W/4] of images [B,3,H,W] in [-1,1]."""
+        return self.vqgan.tokenize(images.to(self.device))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        steps: int = DEFAULT_STEPS,
+        cfg: float = DEFAULT_CFG,
+        temperature: float | Sequence[float] = DEFAULT_TEMPERATURE,
+        mode: str = "renoise",
+        image_embeddings: torch.Tensor | None = None,
+        progress: bool = False,
+        return_tokens: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Images [B,3,H,W] in [-1,1] for prompt i and seed i.
+
+        Args:
+            prompts: B prompts, or one prompt used for every seed.
+            seeds: B non-negative integer seeds.
+            steps: sampler steps (paper: 12).
+            cfg: classifier-free guidance weight (official v3 sampler: 8; 1 = no guidance).
+            temperature: (start, end) of the linear temperature schedule (paper: (0.7, 0.3)); 0 = argmax.
+            mode: "renoise" (paper) or "confidence" (renoise the least confident tokens).
+            image_embeddings: optional [B,E] CLIP image vectors added to the conditioning.
+            progress: show a tqdm bar over the steps.
+            return_tokens: also return the final tokens [B,h,w].
+        """
+        prompts, seeds = _check_prompts(prompts), list(seeds)
+        if len(prompts) == 1 and len(seeds) > 1:
+            prompts = prompts * len(seeds)
+        if len(prompts) != len(seeds):
+            raise ConfigError(f"got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt")
+        cond = self.condition(prompts, image_embeddings)
+        uncond = self.condition(prompts, image_embeddings, unconditional=True)
+        tokens = self.sample_tokens(cond, uncond, seeds, steps, cfg, temperature, mode, progress=progress)
+        images = self.decode(tokens)
+        return (images, tokens) if return_tokens else images
+
+    def forward(self, prompts: Sequence[str], seeds: Sequence[int], **kw: Any) -> torch.Tensor:
+        """Alias of `generate`."""
+        return self.generate(prompts, seeds, **kw)
+
+    # ------------------------------------------------------------------------------------------------ save / load
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write a bundle: ``vqgan/`` and ``denoiser/`` exports, optional ``clip/``, and ``config.json`` naming the text
+        encoder and CLIP model; written to a temporary directory, then renamed (replaces `path`).
+
+        Args:
+            path: bundle directory.
+        """
+        from fastt2i import __version__
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
+        try:
+            self.vqgan.save_pretrained(tmp / "vqgan")
+            self.denoiser.save_pretrained(tmp / "denoiser", text_encoder=self.text_encoder_spec)
+            clip_spec = self.clip_model_spec
+            if self.clip_model is not None and clip_spec is None:
+                if not hasattr(self.clip_model, "save_pretrained"):
+                    raise ConfigError("give clip_model_spec: the CLIP model cannot be saved into the bundle")
+                self.clip_model.save_pretrained(tmp / "clip")
+                clip_spec = "./clip"
+            meta = {"class": BUNDLE_CLASS, "format_version": BUNDLE_FORMAT, "fastt2i_version": __version__,
+                    "text_encoder": self.text_encoder_spec, "clip_model": clip_spec, "resolution": self.resolution}
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+            if path.exists():
+                old = path.parent / f".{path.name}.old{os.getpid()}"
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: torch.device | str | None = None,
+                        text_encoder: str | nn.Module | None = None,
+                        clip_model: str | nn.Module | None = None) -> PaellaPipeline:
+        """Load a bundle written by `save_pretrained` (or a run directory whose export/ holds one).
+
+        Args:
+            path: bundle directory (config.json + vqgan/ + denoiser/).
+            device: where everything goes (default CPU).
+            text_encoder: override the recorded encoder (spec string or encoder object).
+            clip_model: override the recorded CLIP model ("emoji-clip", an export dir, or a model object).
+        """
+        from fastt2i.inference.gigagan import load_encoder
+        from fastt2i.inference.serialization import load_pretrained
+
+        p = resolve_bundle(path)
+        meta = json.loads((p / CONFIG_NAME).read_text())
+        if meta.get("format_version") != BUNDLE_FORMAT:
+            raise ConfigError(f"{p} has Paella bundle format {meta.get('format_version')!r}; this fastt2i reads "
+                              f"{BUNDLE_FORMAT}")
+        for sub in ("vqgan", "denoiser"):
+            if not (p / sub / CONFIG_NAME).is_file():
+                raise AssetNotFoundError(f"{p} is missing its {sub}/ export")
+        vqgan = load_pretrained(p / "vqgan", device=device)
+        denoiser = load_pretrained(p / "denoiser", device=device)
+        te_spec = text_encoder if isinstance(text_encoder, str) else meta.get("text_encoder")
+        if isinstance(text_encoder, nn.Module):
+            enc = text_encoder
+        else:
+            if not te_spec:
+                raise ConfigError(f"{p}/config.json names no text encoder: pass text_encoder=")
+            enc = load_encoder(te_spec, device)
+        clip_spec = clip_model if isinstance(clip_model, str) else meta.get("clip_model")
+        if isinstance(clip_model, nn.Module):
+            clip = clip_model
+        elif clip_spec:
+            from fastt2i.training.gigagan import load_clip_model
+
+            resolved = str(p / clip_spec[2:]) if clip_spec.startswith("./") else clip_spec
+            clip = load_clip_model(resolved, device=device)
+        else:
+            clip = None
+        pipe = cls(vqgan, denoiser, enc.to(device or "cpu"), clip, text_encoder_spec=te_spec,
+                   clip_model_spec=None if clip_spec == "./clip" else clip_spec, resolution=meta.get("resolution"))
+        return pipe.eval()
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ConfigError("give at least one prompt")
+    bad = [p for p in prompts if not isinstance(p, str)]
+    if bad:
+        raise ConfigError(f"prompts must be strings, got {type(bad[0]).__name__}")
+    return prompts
