@@ -100,6 +100,23 @@ def test_generate_cli_without_the_default_model_says_so(monkeypatch, tmp_path, c
     assert not (tmp_path / "g.png").exists()
 
 
+def test_generate_cli_uses_the_bundled_model_by_default(tmp_path):
+    from PIL import Image
+
+    from fastt2i.assets import asset_path
+
+    bundled = asset_path("gigagan-emoji64")
+    size = sum(f.stat().st_size for f in bundled.iterdir())
+    assert size <= 30 * 2**20, f"the bundled model must stay <= 30 MB, is {size / 2**20:.1f} MB"
+    assert (bundled / "README.md").is_file()  # model card
+    out = tmp_path / "grid.png"
+    assert main(["generate", "red heart", "cat face", "--seeds", "0-1", "-o", str(out), "--device", "cpu"]) == 0
+    with Image.open(out) as im:
+        assert im.size == (2 * 66 + 2, 2 * 66 + 2)  # 2 x 2 tiles of 64 px with 2 px padding
+        pixels = torch.tensor(list(im.convert("L").getdata()), dtype=torch.float32)
+    assert float(pixels.std()) > 5  # an image, not a constant
+
+
 def test_eval_sources_load_and_sample_the_pipeline(pipe, export):
     from fastt2i.metrics.sources import load_generator, model_batches
 
