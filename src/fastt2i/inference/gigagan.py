@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fastt2i.errors import AssetNotFoundError, ConfigError
-from fastt2i.text.base import TextEmbedding
+from fastt2i.text.base import TextEmbedding, check_prompts
 
 GENERATOR_CLASS = "gigagan-generator"
 
@@ -98,7 +98,7 @@ class GigaGANPipeline(nn.Module):
         Args:
             prompts: B strings.
         """
-        prompts = _check_prompts(prompts)
+        prompts = check_prompts(prompts)
         with torch.no_grad():
             return self.text_encoder.encode(prompts).to(self.device)
 
@@ -126,7 +126,7 @@ class GigaGANPipeline(nn.Module):
         """
         from fastt2i.editing.truncation import truncated_ws
 
-        prompts, seeds = _check_prompts(prompts), list(seeds)
+        prompts, seeds = check_prompts(prompts), list(seeds)
         if len(prompts) == 1 and len(seeds) > 1:
             prompts = prompts * len(seeds)
         if len(prompts) != len(seeds):
@@ -160,15 +160,3 @@ def load_encoder(spec: str, device: torch.device | str | None = None) -> nn.Modu
             f"cannot load the text encoder {spec!r} the model needs ({first}); put its weights on disk and pass "
             "text_encoder='NAME:/local/dir'"
         ) from None
-
-
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    prompts = list(prompts)
-    if not prompts:
-        raise ConfigError("give at least one prompt")
-    bad = [p for p in prompts if not isinstance(p, str)]
-    if bad:
-        raise ConfigError(f"prompts must be strings, got {type(bad[0]).__name__}")
-    return prompts

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,6 +12,7 @@ from torch import nn
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.models.paella.conditioning import PaellaCondition
 from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, RenoiseScheduler, cfg_logits
+from fastt2i.text.base import check_prompts
 
 BUNDLE_CLASS = "paella-pipeline"
 BUNDLE_FORMAT = 1
@@ -140,7 +138,7 @@ class PaellaPipeline(nn.Module):
     # ------------------------------------------------------------------------------------------------ conditioning
     def encode_text(self, prompts: Sequence[str]) -> Any:
         """TextEmbedding (tokens [B,L,D], mask [B,L], pooled [B,P]) of B prompts, on `device`."""
-        prompts = _check_prompts(prompts)
+        prompts = check_prompts(prompts)
         with torch.no_grad():
             return self.text_encoder.encode(prompts).to(self.device)
 
@@ -172,7 +170,7 @@ class PaellaPipeline(nn.Module):
             unconditional: drop every part (the CFG branch); shapes match the conditional call with the same args.
         """
         if prompts is not None:
-            prompts = _check_prompts(prompts)
+            prompts = check_prompts(prompts)
         B = len(prompts) if prompts is not None else (image_embeddings.shape[0] if image_embeddings is not None
                                                        else batch)
         if not B:
@@ -316,7 +314,7 @@ class PaellaPipeline(nn.Module):
             progress: show a tqdm bar over the steps.
             return_tokens: also return the final tokens [B,h,w].
         """
-        prompts, seeds = _check_prompts(prompts), list(seeds)
+        prompts, seeds = check_prompts(prompts), list(seeds)
         if len(prompts) == 1 and len(seeds) > 1:
             prompts = prompts * len(seeds)
         if len(prompts) != len(seeds):
@@ -341,10 +339,9 @@ class PaellaPipeline(nn.Module):
         """
         from fastt2i import __version__
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
-        try:
+        from fastt2i.inference.serialization import atomic_write_dir
+
+        def write(tmp: Path) -> None:
             self.vqgan.save_pretrained(tmp / "vqgan")
             self.denoiser.save_pretrained(tmp / "denoiser", text_encoder=self.text_encoder_spec)
             clip_spec = self.clip_model_spec
@@ -356,17 +353,8 @@ class PaellaPipeline(nn.Module):
             meta = {"class": BUNDLE_CLASS, "format_version": BUNDLE_FORMAT, "fastt2i_version": __version__,
                     "text_encoder": self.text_encoder_spec, "clip_model": clip_spec, "resolution": self.resolution}
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-            if path.exists():
-                old = path.parent / f".{path.name}.old{os.getpid()}"
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return path
+
+        return atomic_write_dir(path, write)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str | None = None,
@@ -413,15 +401,3 @@ class PaellaPipeline(nn.Module):
         pipe = cls(vqgan, denoiser, enc.to(device or "cpu"), clip, text_encoder_spec=te_spec,
                    clip_model_spec=None if clip_spec == "./clip" else clip_spec, resolution=meta.get("resolution"))
         return pipe.eval()
-
-
-def _check_prompts(prompts: Sequence[str]) -> list[str]:
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    prompts = list(prompts)
-    if not prompts:
-        raise ConfigError("give at least one prompt")
-    bad = [p for p in prompts if not isinstance(p, str)]
-    if bad:
-        raise ConfigError(f"prompts must be strings, got {type(bad[0]).__name__}")
-    return prompts

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -87,6 +87,27 @@ def read_export_config(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a fresh temporary directory beside `path` with `write(tmp)`, then rename it to `path` (replacing an
+    existing one); a failure leaves `path` as it was. Returns `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
+    try:
+        write(tmp)
+        if path.exists():
+            old = path.parent / f".{path.name}.old{os.getpid()}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 class PretrainedMixin:
     """Save/load for an nn.Module built from one frozen config dataclass: ``cls(config)``, kept as ``self.config``.
 
@@ -121,24 +142,13 @@ class PretrainedMixin:
             "text_encoder": text_encoder,
             "config": to_dict(config),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             save_file(tensors, str(tmp / WEIGHTS_NAME),
                       metadata={"format": "pt", "fastt2i": json.dumps(meta), "aliases": json.dumps(aliases)})
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-            if path.exists():
-                old = path.parent / f".{path.name}.old{os.getpid()}"
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return path
+
+        return atomic_write_dir(path, write)
 
     @classmethod
     def from_pretrained(

@@ -13,7 +13,6 @@ model against the network that judges it would make its FD meaningless.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
@@ -135,21 +134,10 @@ def load_perceptual_network(spec: str, device: torch.device | str | None = None,
         device: where to load it.
         resolution: passed to `EmojiCLIPFeatureMaps` (None: feed images at their own size).
     """
-    from fastt2i.inference.serialization import load_pretrained, read_export_config
+    from fastt2i.assets import image_text_model_path
+    from fastt2i.inference.serialization import load_pretrained
 
-    if spec == "emoji-net":
-        raise ConfigError("the perceptual network must not be emoji-net (it measures FD); use 'emoji-clip'")
-    if spec == "emoji-clip":
-        from fastt2i.assets import asset_path
-
-        path = asset_path("emoji-clip")
-    else:
-        path = Path(spec).expanduser()
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"perceptual network {spec!r} is neither 'emoji-clip' nor an export directory "
-                              "with config.json")
-        if read_export_config(path)["class"] == "emoji-net":
-            raise ConfigError(f"{spec} is an emoji-net export: the perceptual network must not be the FD network")
+    path = image_text_model_path(spec, "perceptual network")
     model = load_pretrained(path, device=device).float().eval().requires_grad_(False)
     if callable(getattr(model, "feature_maps", None)):
         return model

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from fastt2i.errors import DataError
+from fastt2i.errors import ConfigError, DataError
 
 # Bump when the meaning of the stored tensors changes (zeroed padding, trimming, pooling); part of every identity.
 EMBEDDING_FORMAT = "v1"
@@ -162,6 +162,19 @@ def check_texts(texts: Any) -> list[str]:
     if bad:
         raise DataError(f"encode() takes a list of strings; found {bad[0]} among the items")
     return texts
+
+
+def check_prompts(prompts: Any) -> list[str]:
+    """Prompts for a pipeline: one string or a non-empty sequence of strings -> list (a clear ConfigError otherwise)."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ConfigError("give at least one prompt")
+    bad = [p for p in prompts if not isinstance(p, str)]
+    if bad:
+        raise ConfigError(f"prompts must be strings, got {type(bad[0]).__name__}")
+    return prompts
 
 
 def short_hash(*parts: str | bytes, n: int = 16) -> str:

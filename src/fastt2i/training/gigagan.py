@@ -121,19 +121,10 @@ class GigaGANRunConfig:
 
 def load_clip_model(spec: str, device: torch.device | None = None) -> nn.Module:
     """The frozen CLIP stand-in: "emoji-clip" (bundled with fastt2i) or an export directory; eval mode, no grad."""
+    from fastt2i.assets import image_text_model_path
     from fastt2i.inference.serialization import load_pretrained
 
-    if spec == "emoji-net":
-        raise ConfigError("clip_model must be an image-text model; emoji-net is reserved for metrics")
-    if spec == "emoji-clip":
-        from fastt2i.assets import asset_path
-
-        path = asset_path("emoji-clip")
-    else:
-        path = Path(spec).expanduser()
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"clip_model {spec!r} is neither 'emoji-clip' nor an export directory with config.json")
-    model = load_pretrained(path, device=device)
+    model = load_pretrained(image_text_model_path(spec, "clip_model"), device=device)
     if not callable(getattr(model, "encode_image", None)) or not callable(getattr(model, "encode_text", None)):
         raise ConfigError(f"clip_model {spec!r} has no encode_image/encode_text")
     return model.eval().requires_grad_(False)
@@ -449,22 +440,6 @@ class GigaGANTrainer(Trainer):
 
 def step_seconds(config: GigaGANRunConfig, steps: int = 5, warmup: int = 1) -> list[float]:
     """Wall time of `steps` full training steps (D + G) on random images and captions (CPU benchmark helper)."""
-    import tempfile
-    import time
+    from fastt2i.training.trainer import step_seconds as time_steps
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))
-        trainer = GigaGANTrainer(cfg, tensorboard=False, progress=False)
-        trainer.setup()
-        b, r = cfg.train.batch_size, cfg.train.resolution
-        g = torch.Generator().manual_seed(0)
-        times = []
-        for s in range(warmup + steps):
-            batch = {"image": torch.rand(b, 3, r, r, generator=g) * 2 - 1,
-                     "caption": [f"emoji {i % 7} {s}" for i in range(b)]}
-            trainer.text(batch["caption"])  # encoding is cached in real runs: keep it out of the timing
-            t0 = time.perf_counter()
-            trainer.train_step(batch, s)
-            if s >= warmup:
-                times.append(time.perf_counter() - t0)
-        return times
+    return time_steps(GigaGANTrainer, config, steps, warmup)

@@ -291,22 +291,6 @@ class PaellaTrainer(Trainer):
 
 def step_seconds(config: PaellaRunConfig, steps: int = 5, warmup: int = 1) -> list[float]:
     """Wall time of `steps` training steps on random images and captions (text encoding kept out of the timing)."""
-    import tempfile
-    import time
+    from fastt2i.training.trainer import step_seconds as time_steps
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))
-        trainer = PaellaTrainer(cfg, tensorboard=False, progress=False)
-        trainer.setup()
-        b, r = cfg.train.batch_size, cfg.train.resolution
-        g = torch.Generator().manual_seed(0)
-        times = []
-        for s in range(warmup + steps):
-            batch = {"image": torch.rand(b, 3, r, r, generator=g) * 2 - 1,
-                     "caption": [f"emoji {i % 7} {s}" for i in range(b)]}
-            trainer.text(batch["caption"])  # cached in real runs
-            t0 = time.perf_counter()
-            trainer.train_step(batch, s)
-            if s >= warmup:
-                times.append(time.perf_counter() - t0)
-        return times
+    return time_steps(PaellaTrainer, config, steps, warmup)

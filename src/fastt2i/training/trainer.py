@@ -585,3 +585,40 @@ class Trainer(abc.ABC):
             result = self.evaluate()
         if result:
             self.logger.metrics(self.step, self.cur_nimg / 1000, result)
+
+
+def step_seconds(trainer_cls: type[Trainer], config: Any, steps: int = 5, warmup: int = 1, captions: bool = True,
+                 prepare: Any = None) -> list[float]:
+    """Wall time of `steps` `train_step` calls on random images (and captions) after `warmup` untimed ones.
+
+    The CPU benchmark behind the presets' cost notes. The trainer is built in a scratch run dir and never runs `run()`.
+
+    Args:
+        trainer_cls: the family trainer; config: its run config (its `train.run_dir` is replaced by a temporary one).
+        steps: timed steps; warmup: untimed steps first.
+        captions: add captions (encoded before the timer starts: the text cache makes that free in real runs).
+        prepare: optional callable(trainer) run after `setup()` (e.g. to switch a later training phase on).
+    """
+    import dataclasses
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))
+        trainer = trainer_cls(cfg, tensorboard=False, progress=False)
+        trainer.setup()
+        if prepare is not None:
+            prepare(trainer)
+        b, r = cfg.train.batch_size, cfg.train.resolution
+        g = torch.Generator().manual_seed(0)
+        times = []
+        for s in range(warmup + steps):
+            batch: dict[str, Any] = {"image": torch.rand(b, 3, r, r, generator=g) * 2 - 1}  # [B,3,R,R]
+            if captions:
+                batch["caption"] = [f"emoji {i % 7} {s}" for i in range(b)]
+                trainer.text(batch["caption"])
+            t0 = time.perf_counter()
+            trainer.train_step(batch, s)
+            if s >= warmup:
+                times.append(time.perf_counter() - t0)
+        return times

@@ -338,22 +338,9 @@ class VQGANTrainer(Trainer):
 
 def step_seconds(config: VQGANRunConfig, steps: int = 5, warmup: int = 1, gan: bool = True) -> list[float]:
     """Wall time of `steps` training steps on random images (CPU benchmark helper); `gan` forces the GAN phase on."""
-    import tempfile
-    import time
+    from fastt2i.training.trainer import step_seconds as time_steps
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))
-        trainer = VQGANTrainer(cfg, tensorboard=False, progress=False)
-        trainer.setup()
-        if gan:
-            trainer.cur_nimg = int(cfg.gan_start_kimg * 1000)
-        b, r = cfg.train.batch_size, cfg.train.resolution
-        g = torch.Generator().manual_seed(0)
-        times = []
-        for s in range(warmup + steps):
-            batch = {"image": torch.rand(b, 3, r, r, generator=g) * 2 - 1}
-            t0 = time.perf_counter()
-            trainer.train_step(batch, s)
-            if s >= warmup:
-                times.append(time.perf_counter() - t0)
-        return times
+    def gan_on(trainer: VQGANTrainer) -> None:
+        trainer.cur_nimg = int(config.gan_start_kimg * 1000)
+
+    return time_steps(VQGANTrainer, config, steps, warmup, captions=False, prepare=gan_on if gan else None)
