@@ -228,18 +228,7 @@ class GigaGANTrainer(Trainer):
 
     def _sync_grads(self, modules: list[nn.Module]) -> None:
         """Average the gradients of `modules` over processes (one flat all-reduce); nothing on a single process."""
-        if self.world_size < 2:
-            return
-        grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.flatten() for g in grads])
-        torch.distributed.all_reduce(flat)
-        flat /= self.world_size
-        i = 0
-        for g in grads:
-            g.copy_(flat[i:i + g.numel()].view_as(g))
-            i += g.numel()
+        self.average_across_processes([p.grad for m in modules for p in m.parameters() if p.grad is not None])
 
     def _groups(self, modules: list[nn.Module]) -> list[dict[str, Any]]:
         """Two AdamW groups: attention projection weights (weight decay) and everything else (none)."""

@@ -246,6 +246,19 @@ class Trainer(abc.ABC):
         """`loss.backward()` with the mixed-precision grad scaler when one is active."""
         self.accelerator.backward(loss)
 
+    def average_across_processes(self, tensors: list[torch.Tensor]) -> None:
+        """Replace each tensor (gradients, buffers) by its mean over processes, in place, with one flat all-reduce;
+        nothing on a single process. For networks not wrapped in DDP (GANs driven through several forwards)."""
+        if self.world_size < 2 or not tensors:
+            return
+        flat = torch.cat([t.flatten() for t in tensors])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        i = 0
+        for t in tensors:
+            t.copy_(flat[i:i + t.numel()].view_as(t))
+            i += t.numel()
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context in which forward passes run in the configured mixed precision."""
         return self.accelerator.autocast()

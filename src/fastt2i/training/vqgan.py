@@ -212,17 +212,8 @@ class VQGANTrainer(Trainer):
         """Average `module`'s gradients (or, with grads=False, its float buffers) over processes."""
         if self.world_size < 2:
             return
-        tensors = ([p.grad for p in module.parameters() if p.grad is not None] if grads
-                   else [b for b in module.buffers() if b.is_floating_point()])
-        if not tensors:
-            return
-        flat = torch.cat([t.flatten() for t in tensors])
-        torch.distributed.all_reduce(flat)
-        flat /= self.world_size
-        i = 0
-        for t in tensors:
-            t.copy_(flat[i:i + t.numel()].view_as(t))
-            i += t.numel()
+        self.average_across_processes([p.grad for p in module.parameters() if p.grad is not None] if grads
+                                      else [b for b in module.buffers() if b.is_floating_point()])
 
     def gan_active(self) -> bool:
         """True once `gan_start_kimg` thousand images have been shown (and the GAN weight is > 0)."""
