@@ -66,6 +66,26 @@ def test_steps_on_a_fixed_batch_reduce_the_loss(tmp_path):
     assert sum(losses[-5:]) < sum(losses[:5])
 
 
+def test_token_cache_encodes_each_key_once_and_gives_the_same_tokens(tmp_path):
+    trainer = built(tiny(tmp_path, token_cache=True))
+    calls = []
+    orig = trainer.vqgan.tokenize
+    trainer.vqgan.tokenize = lambda x: calls.append(x.shape[0]) or orig(x)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, 16, 16, generator=g) * 2 - 1
+    keys = [f"k{i}" for i in range(6)]
+    first = trainer.tokenize(images[:4], keys[:4])
+    again = trainer.tokenize(images[[3, 4, 0, 5]], [keys[i] for i in (3, 4, 0, 5)])
+    assert calls == [4, 2]  # only the two new keys are encoded the second time
+    assert first.dtype == torch.long and torch.equal(first, orig(images[:4]))
+    assert torch.equal(again, orig(images[[3, 4, 0, 5]]))
+    with pytest.raises(ConfigError, match="key"):
+        trainer.tokenize(images[:2], None)
+    base = tiny(tmp_path)
+    with pytest.raises(ConfigError, match="hflip"):
+        dataclasses.replace(base, token_cache=True, train=dataclasses.replace(base.train, hflip=True))
+
+
 class FakeClip(torch.nn.Module):
     """An emoji-clip-like stand-in with 8-d vectors; records how many images it encoded."""
 

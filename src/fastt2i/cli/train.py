@@ -236,7 +236,8 @@ def _paella_family() -> Family:
     def emoji64():
         """64 px -> 16x16 tokens of the emoji64 VQGAN (1,024 codes; pass its export with --set vqgan=PATH), MiniLM
         text, emoji-clip text and image vectors (4 tokens each), denoiser PAELLA_PRESETS["emoji64"] (4.7M), batch 32,
-        lr 3e-4 with 2 kimg warm-up, EMA half-life 10 kimg.
+        lr 3e-4 with 2 kimg warm-up, EMA half-life 10 kimg; each image's tokens are cached after its first epoch
+        (`token_cache`), which removes the VQGAN encoder from the step.
 
         Cost (shared 2-core CPU, nice'd, one thread, next to a background training run;
         `fastt2i.training.paella.step_seconds` with a randomly initialised emoji64 VQGAN): a full step at batch 32
@@ -251,7 +252,7 @@ def _paella_family() -> Family:
             model=PAELLA_PRESETS.build("emoji64"), vqgan="runs/vqgan-emoji64/export", clip_model="emoji-clip",
             train=TrainConfig(run_dir="runs/paella-emoji64", resolution=64, batch_size=32, kimg=300, snapshot_kimg=10,
                               sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=10, text_encoder="minilm"),
-            lr=3e-4, warmup_kimg=2, eval_num=1000)
+            lr=3e-4, warmup_kimg=2, eval_num=1000, token_cache=True)
 
     def paper():
         """Paella v3 (1,008M): ByT5-XL text, OpenCLIP ViT-H/14 vectors, 8,192-code VQGAN at 256 px, AdamW 1e-4 with
