@@ -158,5 +158,6 @@ def main() -> None:
         row += [f"{secs[k]:.3f}", f"{secs[k] / base:.2f}"]
         print("| " + " | ".join(row) + " |", flush=True)
 
+
 if __name__ == "__main__":
     main()
