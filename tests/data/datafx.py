@@ -108,3 +108,26 @@ def make_npz(path: Path, n: int = 20, with_hex: bool = True) -> Path:
     return path
 
 
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose IHDR is patched to declare width x height (CRC fixed): a decompression-bomb header."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes(Image.new("RGB", (1, 1), (9, 9, 9))))
+    data[16:24] = struct.pack(">II", width, height)  # IHDR data starts after signature(8) + length(4) + type(4)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # CRC over chunk type + 13 data bytes
+    return bytes(data)
+
+
+def raw_tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
+    """A tar holding exactly `members` (name -> payload), in order; mode "w:gz" for a gzip-compressed one."""
+    import tarfile
+
+    with tarfile.open(path, mode) as tf:
+        for name, payload in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(payload)
+            tf.addfile(ti, io.BytesIO(payload))
+    return path

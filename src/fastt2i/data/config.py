@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Literal
 
 from fastt2i.errors import ConfigError
+
+# Pillow's own default limit (1024**3 // 4 // 3 = ~89.5 Mpx, a 9459 x 9459 image): one RGBA image at the limit takes
+# ~360 MB to decode, enough for any training photo, while a crafted 48 KB header can no longer cost gigabytes.
+MAX_PIXELS = 89_478_485
+MAX_IMAGE_BYTES = 64 << 20  # 64 MiB: an encoded image member of a shard (a 16k x 16k JPEG is well under this)
+MAX_CAPTION_BYTES = 64 << 10  # 64 KiB: a caption file / member (far above any text encoder's context)
 
 FORMATS = ("auto", "folder", "manifest", "shards", "npz")
 SPLITS = ("train", "val", "all")
@@ -33,6 +40,14 @@ class DataConfig:
         missing_caption: "skip" (count and drop) or "empty" (keep the image with caption "").
         min_size: skip images whose shorter original side is below this many pixels (0: keep all).
         shuffle_buffer: samples held in the per-worker shuffle buffer of shard streams (0: no sample shuffling).
+        max_pixels: skip (as "too_large") images whose header declares more than width x height pixels, before
+            decoding them (default: Pillow's 89.5 Mpx; a larger value also raises PIL.Image.MAX_IMAGE_PIXELS to it).
+        max_image_bytes: skip (as "too_large") shard image members larger than this many bytes, unread.
+        max_caption_bytes: skip (as "caption_too_large") caption `.txt` files and shard `.txt`/`.json` members larger
+            than this many bytes (read with a bounded read, so a compressed shard is never inflated past it).
+        caption_encoding: encoding to try for caption text (folder `.txt`, shard members, `.jsonl`/`.csv` manifest
+            lines) that is not valid UTF-8, before cp1252 and latin-1; such captions are counted as converted
+            ("caption_<encoding>"). A UTF-8 BOM is stripped; a UTF-16 BOM selects UTF-16.
     """
 
     path: str = ""
@@ -48,6 +63,10 @@ class DataConfig:
     missing_caption: Literal["skip", "empty"] = "skip"
     min_size: int = 0
     shuffle_buffer: int = 256
+    max_pixels: int = MAX_PIXELS
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_caption_bytes: int = MAX_CAPTION_BYTES
+    caption_encoding: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -62,3 +81,11 @@ class DataConfig:
             raise ConfigError(f"resolution must be positive, got {self.resolution}")
         if self.missing_caption not in ("skip", "empty"):
             raise ConfigError(f"missing_caption must be 'skip' or 'empty', got {self.missing_caption!r}")
+        for name in ("max_pixels", "max_image_bytes", "max_caption_bytes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.caption_encoding is not None:
+            try:
+                codecs.lookup(self.caption_encoding)
+            except (LookupError, TypeError) as e:
+                raise ConfigError(f"caption_encoding {self.caption_encoding!r} is not a known text encoding") from e

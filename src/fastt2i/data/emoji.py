@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PIL import Image
+from tqdm import tqdm
 
 from fastt2i.data.shards import write_shards
 from fastt2i.errors import DataError
+from fastt2i.utils.images import save_grid
 
 # style -> (npm package, version, folder names accepted under --from DIR)
 PACKAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -247,10 +249,6 @@ def build_emoji(size: int, out: str | os.PathLike, *, from_dir: str | None = Non
     Returns:
         The summary dict (also written to out/summary.json).
     """
-    from tqdm import tqdm
-
-    from fastt2i.utils.images import save_grid
-
     t0 = time.time()
     if size < 8:
         raise DataError(f"--size must be >= 8, got {size}")

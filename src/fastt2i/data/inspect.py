@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from tqdm import tqdm
 
 from fastt2i.data.stats import SIZE, DataStats
+from fastt2i.utils.images import save_grid
 
 
 def iter_items(ds: Any, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -44,10 +46,6 @@ def inspect_dataset(ds: Any, *, limit: int | None = None, grid: str | Path | Non
     Returns:
         {"count", "stats" (DataStats), "sizes" (Counter of "WxH"), "words", "chars" (min/median/mean/max), "grid"}.
     """
-    from tqdm import tqdm
-
-    from fastt2i.utils.images import save_grid
-
     stats = DataStats()
     sizes: Counter = Counter()
     words, chars = [], []

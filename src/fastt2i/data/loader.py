@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -43,8 +44,6 @@ def _worker_ignores_stop_signals(worker_id: int) -> None:
     `timeout`, SLURM and container runtimes signal the whole process group; torch's workers would die at once and the
     main process would fail at an arbitrary point. Workers still exit when the main process closes or dies.
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

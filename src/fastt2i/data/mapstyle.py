@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import abc
 import csv
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from fastt2i.data.config import DataConfig
-from fastt2i.data.stats import POS
-from fastt2i.data.transforms import flip_decision, in_split, make_sample
+from fastt2i.data.stats import POS, SKIP
+from fastt2i.data.text import decode_text, read_caption_file, text_conv
+from fastt2i.data.transforms import BadSample, flip_decision, in_split, make_sample
 from fastt2i.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -52,8 +55,11 @@ class MapDataset(Dataset, abc.ABC):
         return len(self.keys)
 
     @abc.abstractmethod
-    def _source(self, i: int) -> tuple[Any, str | None]:
-        """(image path / bytes / array, caption or None) of kept item i."""
+    def _source(self, i: int) -> tuple[Any, str | None, tuple[str, ...]]:
+        """(image path / bytes / array, caption or None, caption conversions) of kept item i.
+
+        Raises BadSample (e.g. "caption_too_large") for a sample that cannot be used.
+        """
 
     def key(self, i: int) -> str:
         """The key of sample i (no image decoding)."""
@@ -74,24 +80,19 @@ class MapDataset(Dataset, abc.ABC):
         key = self.keys[i]
         c = self.cfg
         try:
-            src, caption = self._source(i)
-        except Exception:  # noqa: BLE001 - a bad caption file etc. is a bad sample, not a crash
-            return {"key": key, "_skip": "unreadable", POS: pos}
+            src, caption, tconv = self._source(i)
+        except BadSample as e:
+            return {"key": key, SKIP: e.reason, POS: pos}
+        except Exception:  # noqa: BLE001 - an unreadable caption file etc. is a bad sample, not a crash
+            return {"key": key, SKIP: "unreadable", POS: pos}
         flip = c.hflip and flip_decision(c.seed, key, pos)
         out = make_sample(src, caption, key, resolution=c.resolution, flip=flip, min_size=c.min_size,
-                          missing_caption=c.missing_caption)
+                          missing_caption=c.missing_caption, max_pixels=c.max_pixels, text_conv=tconv)
         out[POS] = pos
         return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cfg.path!r}, n={len(self)}, split={self.cfg.split}, R={self.cfg.resolution})"
-
-
-def _read_caption(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace").strip()
-    except FileNotFoundError:
-        return None
 
 
 class FolderDataset(MapDataset):
@@ -118,9 +119,10 @@ class FolderDataset(MapDataset):
         self.root = root
         self._keep(keys, files)
 
-    def _source(self, i: int) -> tuple[Any, str | None]:
+    def _source(self, i: int) -> tuple[Any, str | None, tuple[str, ...]]:
         p: Path = self._items[i]
-        return p, _read_caption(p.with_suffix(".txt"))
+        c = self.cfg
+        return (p, *read_caption_file(p.with_suffix(".txt"), c.max_caption_bytes, c.caption_encoding))
 
 
 def _pick(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str, path: str) -> str:
@@ -135,36 +137,89 @@ def _pick(columns: Sequence[str], wanted: str | None, defaults: Sequence[str], w
                     f"name it with --{what}-field / {what}_field=")
 
 
-def read_manifest(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a `.jsonl` / `.json` (list) / `.csv` / `.tsv` / `.parquet` manifest as dicts."""
+JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
+
+
+def _lines(data: bytes, encoding: str | None) -> Iterator[tuple[str, str | None]]:
+    """(line, fallback encoding or None) for each line of a text manifest; only non-UTF-8 lines get a fallback."""
+    text, enc = decode_text(data, encoding)
+    if enc is None:  # all UTF-8 (or declared by a BOM): one decode
+        yield from ((line, None) for line in io.StringIO(text, newline=""))
+        return
+    for raw in io.BytesIO(data):  # split on b"\n", which is one byte in UTF-8, cp1252 and latin-1 alike
+        yield decode_text(raw, encoding)
+
+
+def _csv_rows(path: Path, lines: Iterator[tuple[str, str | None]]) -> tuple[list[dict], list[tuple[str, ...]]]:
+    """DictReader rows, each with the fallback conversion of the lines it spans (a quoted field may span several)."""
+    encs: list[str | None] = []
+
+    def feed() -> Iterator[str]:
+        for line, enc in lines:
+            encs.append(enc)
+            yield line
+
+    reader = csv.DictReader(feed(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    if reader.fieldnames is None:  # reads the header (so its lines are not counted with the first row)
+        return [], []
+    encs.clear()
+    rows, convs = [], []
+    for r in reader:
+        rows.append(r)
+        convs.append(text_conv(next((e for e in encs if e), None)))
+        encs.clear()
+    return rows, convs
+
+
+def read_manifest(path: str | Path,
+                  encoding: str | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, ...]]]:
+    """Rows of a `.jsonl` / `.json` (list) / `.csv` / `.tsv` / `.parquet` manifest as dicts.
+
+    Args:
+        path: the manifest.
+        encoding: tried for text that is not UTF-8, before cp1252 and latin-1 (see `text.decode_text`).
+
+    Returns:
+        (rows, per-row conversions: ("caption_<encoding>",) for a row decoded with a fallback encoding, else ()).
+    """
     path = Path(path)
     suf = path.suffix.lower()
     try:
         if suf in (".jsonl", ".ndjson"):
-            rows = []
-            with open(path, encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as e:
-                            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            return rows
+            rows, convs = [], []
+            for n, (line, enc) in enumerate(_lines(path.read_bytes(), encoding), 1):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+                    if not isinstance(row, dict):
+                        raise DataError(f"{path}:{n}: expected one JSON object per line, got "
+                                        f"{JSON_KINDS.get(type(row), type(row).__name__)}")
+                    rows.append(row)
+                    convs.append(text_conv(enc))
+            return rows, convs
         if suf == ".json":
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            text, enc = decode_text(path.read_bytes(), encoding)
+            rows = json.loads(text)
             if not isinstance(rows, list):
                 raise DataError(f"{path}: a .json manifest must hold a list of objects")
-            return rows
+            for i, row in enumerate(rows):
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: item {i} of the list is {JSON_KINDS.get(type(row), type(row).__name__)}, "
+                                    f"not a JSON object")
+            return rows, [text_conv(enc)] * len(rows)
         if suf in (".csv", ".tsv"):
-            with open(path, encoding="utf-8", newline="") as f:
-                return list(csv.DictReader(f, delimiter="\t" if suf == ".tsv" else ","))
+            return _csv_rows(path, _lines(path.read_bytes(), encoding))
         if suf == ".parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # optional and heavy: only parquet manifests need it
 
-            return pq.read_table(path).to_pylist()
+            rows = pq.read_table(path).to_pylist()
+            return rows, [()] * len(rows)
     except FileNotFoundError as e:
         raise DataError(f"{path}: no such manifest") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, csv.Error) as e:
         if isinstance(e, DataError):
             raise
         raise DataError(f"{path}: cannot read manifest ({e})") from e
@@ -180,7 +235,7 @@ class ManifestDataset(MapDataset):
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__(cfg)
-        rows = read_manifest(cfg.path)
+        rows, convs = read_manifest(cfg.path, cfg.caption_encoding)
         if not rows:
             raise DataError(f"{cfg.path}: the manifest has no rows")
         cols = list(rows[0].keys())
@@ -199,14 +254,28 @@ class ManifestDataset(MapDataset):
             seen.add(k)
             cap = r.get(self.caption_col)
             keys.append(k)
-            items.append((p, None if cap is None or cap == "" and cfg.missing_caption == "skip" else cap))
+            items.append((p, None if cap is None or cap == "" and cfg.missing_caption == "skip" else cap, convs[n]))
         self._keep(keys, items)
 
-    def _source(self, i: int) -> tuple[Any, str | None]:
-        p, cap = self._items[i]
+    def _source(self, i: int) -> tuple[Any, str | None, tuple[str, ...]]:
+        p, cap, conv = self._items[i]
         if isinstance(cap, (list, tuple)):
             cap = cap[0] if cap else None
-        return p, (None if cap is None else str(cap))
+        return p, (None if cap is None else str(cap)), conv
+
+
+def _npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """name -> (shape, dtype) of each array of an .npz, from the .npy headers alone (nothing loaded or unpickled)."""
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.endswith(".npy"):
+                with zf.open(name) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                out[name[: -len(".npy")]] = (shape, dtype)
+    return out
 
 
 class NpzDataset(MapDataset):
@@ -215,32 +284,48 @@ class NpzDataset(MapDataset):
 
     Key = f"{style}_{hexcode}" (lowercase) when `styles` and `hexcodes` exist and are unique together (the emoji
     builder's shard keys, so npz and shards split the same way); otherwise f"{index:06d}". The images array is
-    loaded lazily, once per process.
+    loaded lazily, once per process. Every string array needs one entry per image, and object arrays are refused (a
+    DataError at open, not a smaller dataset or an unpickling).
     """
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__(cfg)
         try:
-            z = np.load(cfg.path, allow_pickle=False)
+            heads = _npz_headers(cfg.path)
         except FileNotFoundError as e:
             raise DataError(f"{cfg.path}: no such file") from e
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - zipfile / npy header errors of a damaged file
             raise DataError(f"{cfg.path}: not a readable .npz ({e})") from e
-        with z:
-            names = list(z.files)
-            if "images" not in names:
-                raise DataError(f"{cfg.path}: no `images` array (keys: {', '.join(names)})")
-            field = cfg.caption_field
+        objects = [k for k, (_, dt) in heads.items() if dt.hasobject]
+        if objects:
+            raise DataError(f"{cfg.path}: {', '.join(objects)}: object arrays are refused (reading them means "
+                            f"unpickling, which fastt2i never does); save strings as a unicode array, "
+                            f"e.g. np.array(captions, dtype=str)")
+        if "images" not in heads:
+            raise DataError(f"{cfg.path}: no `images` array (keys: {', '.join(heads)})")
+        shape = heads["images"][0]
+        if len(shape) not in (3, 4):
+            raise DataError(f"{cfg.path}: `images` must be [N,H,W] or [N,H,W,C], got shape {list(shape)}")
+        field = cfg.caption_field
+        if field is None:
+            field = next((k for k in NPZ_CAPTION_KEYS if k in heads), None)
             if field is None:
-                field = next((k for k in NPZ_CAPTION_KEYS if k in names), None)
-                if field is None:
-                    raise DataError(f"{cfg.path}: no captions key (looked for {', '.join(NPZ_CAPTION_KEYS)})")
-            elif field not in names:
-                raise DataError(f"{cfg.path}: no caption key {field!r} (keys: {', '.join(names)})")
-            self.caption_key = field
-            self._meta = {k: z[k] for k in names if k != "images" and z[k].dtype.kind in "USO"}
-        caps = self._meta[field]
-        n = len(caps)
+                raise DataError(f"{cfg.path}: no captions key (looked for {', '.join(NPZ_CAPTION_KEYS)})")
+        elif field not in heads or field == "images":
+            raise DataError(f"{cfg.path}: no caption key {field!r} (keys: {', '.join(heads)})")
+        if len(heads[field][0]) != 1:
+            raise DataError(f"{cfg.path}: captions `{field}` must be one-dimensional, "
+                            f"got shape {list(heads[field][0])}")
+        self.caption_key = field
+        # every string array with a first axis (and the caption array) is per-sample metadata: one entry per image
+        per_sample = [k for k, (sh, dt) in heads.items() if k != "images" and sh and (dt.kind in "US" or k == field)]
+        n = shape[0]
+        bad = [f"{k} has {heads[k][0][0]}" for k in per_sample if heads[k][0][0] != n]
+        if bad:
+            raise DataError(f"{cfg.path}: {n} images, but {', '.join(bad)} entries; every per-sample array needs "
+                            f"one entry per image")
+        with np.load(cfg.path, allow_pickle=False) as z:
+            self._meta = {k: z[k] for k in per_sample}
         keys = [f"{i:06d}" for i in range(n)]
         if "styles" in self._meta and "hexcodes" in self._meta:
             alt = [f"{s}_{h}".lower() for s, h in zip(self._meta["styles"], self._meta["hexcodes"])]
@@ -251,7 +336,7 @@ class NpzDataset(MapDataset):
 
     def _array(self) -> np.ndarray:
         if self._images is None:  # forked workers share the parent's array; spawned ones load their own
-            with np.load(self.cfg.path) as z:
+            with np.load(self.cfg.path, allow_pickle=False) as z:
                 self._images = z["images"]
         return self._images
 
@@ -265,7 +350,7 @@ class NpzDataset(MapDataset):
         j = self._items[i]
         return {k: str(v[j]) for k, v in self._meta.items()}
 
-    def _source(self, i: int) -> tuple[Any, str | None]:
+    def _source(self, i: int) -> tuple[Any, str | None, tuple[str, ...]]:
         j = self._items[i]
         cap = str(self._meta[self.caption_key][j])
-        return self._array()[j], (cap if cap or self.cfg.missing_caption == "empty" else None)
+        return self._array()[j], (cap if cap or self.cfg.missing_caption == "empty" else None), ()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import lzma
 import os
 import random
 import re
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -17,12 +19,15 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fastt2i.data.config import DataConfig
+from fastt2i.data.config import MAX_CAPTION_BYTES, MAX_IMAGE_BYTES, DataConfig
 from fastt2i.data.stats import SKIP
+from fastt2i.data.text import decode_text, text_conv
 from fastt2i.data.transforms import flip_decision, in_split, make_sample, mix64
 from fastt2i.errors import DataError
 
 SHARD_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+TEXT_EXTS = ("txt", "json")
+OVERSIZE = "_oversize"  # record field: the skip reason of a member over its size limit (left unread)
 
 
 def _brace_expand(pattern: str) -> list[str]:
@@ -68,11 +73,19 @@ def expand_shards(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return out
 
 
-def read_tar(path: str) -> Iterator[dict[str, Any]]:
+def read_tar(path: str, max_image_bytes: int = MAX_IMAGE_BYTES,
+             max_caption_bytes: int = MAX_CAPTION_BYTES) -> Iterator[dict[str, Any]]:
     """Stream the samples of one tar: {"__key__": key, ext: bytes, ...}, grouping consecutive members by key.
 
-    The key is the member name up to the first dot of its basename (directories kept), as webdataset does. A missing
-    or corrupt tar ends with a marker {"key": path, "_skip": "bad_shard"} instead of raising.
+    The key is the member name up to the first dot of its basename (directories kept), as webdataset does. Only image
+    (jpg, jpeg, png, webp) and text (txt, json) members are read, each with a bounded read; a member over its limit
+    is left unread and its record gets {OVERSIZE: "too_large" | "caption_too_large"}. A missing or corrupt tar ends
+    with a marker {"key": path, "_skip": "bad_shard"} instead of raising.
+
+    Args:
+        path: the tar (plain, or gzip / bz2 / xz compressed: decompressed as a stream, never as a whole).
+        max_image_bytes: largest image member read.
+        max_caption_bytes: largest txt / json member read.
     """
     cur: dict[str, Any] | None = None
     try:
@@ -84,15 +97,25 @@ def read_tar(path: str) -> Iterator[dict[str, Any]]:
                 if "." not in base or base.startswith("."):
                     continue
                 stem, ext = base.split(".", 1)
-                key = f"{d}/{stem}" if d else stem
-                data = tf.extractfile(m).read()  # type: ignore[union-attr]
+                key, ext = (f"{d}/{stem}" if d else stem), ext.lower()
                 if cur is not None and cur["__key__"] != key:
                     yield cur
                     cur = None
                 if cur is None:
                     cur = {"__key__": key}
-                cur[ext.lower()] = data
-    except (tarfile.TarError, OSError, EOFError, zlib_error()) as e:
+                if ext in SHARD_IMAGE_EXTS:
+                    limit, reason = max_image_bytes, "too_large"
+                elif ext in TEXT_EXTS:
+                    limit, reason = max_caption_bytes, "caption_too_large"
+                else:
+                    continue  # never used: not read (the stream skips over it)
+                # bounded even if the header lied: at most limit + 1 bytes are ever inflated into memory
+                data = b"" if m.size > limit else tf.extractfile(m).read(limit + 1)  # type: ignore[union-attr]
+                if m.size > limit or len(data) > limit:
+                    cur[OVERSIZE] = reason
+                else:
+                    cur[ext] = data
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         if cur is not None:
             cur = None  # its files may be incomplete: drop it (counted through the shard marker)
         yield {"key": path, SKIP: "bad_shard", "_detail": str(e)}
@@ -101,38 +124,37 @@ def read_tar(path: str) -> Iterator[dict[str, Any]]:
         yield cur
 
 
-def zlib_error() -> type:
-    import zlib
-
-    return zlib.error
-
-
 def sample_from_files(files: dict[str, Any], cfg: DataConfig, flip: bool) -> dict[str, Any]:
     """One img2dataset record (key.jpg|png|webp + key.txt / key.json) -> a sample dict or a skip marker."""
     key = files["__key__"]
+    if OVERSIZE in files:
+        return {"key": key, SKIP: files[OVERSIZE]}
     img = next((files[e] for e in SHARD_IMAGE_EXTS if e in files), None)
     if img is None:
         return {"key": key, SKIP: "missing_file"}
-    meta = None
+    meta, meta_enc = None, None
     if "json" in files:
+        text, meta_enc = decode_text(files["json"], cfg.caption_encoding)
         try:
-            meta = json.loads(files["json"])
-        except (ValueError, UnicodeDecodeError):
+            meta = json.loads(text)
+        except ValueError:
             meta = None
     field = cfg.caption_field
-    caption = None
+    caption, enc = None, None
     if field == "txt":
         caption = files.get("txt")
     elif isinstance(meta, dict) and (field or "caption") in meta and meta[field or "caption"] is not None:
-        caption = meta[field or "caption"]
+        caption, enc = meta[field or "caption"], meta_enc
     elif field is None or field == "caption":
         caption = files.get("txt")
     if isinstance(caption, bytes):
-        caption = caption.decode("utf-8", errors="replace").strip()
+        caption, enc = decode_text(caption, cfg.caption_encoding)
+        caption = caption.strip()
     if caption == "" and cfg.missing_caption == "skip":
         caption = None
     return make_sample(img, None if caption is None else str(caption), key, resolution=cfg.resolution, flip=flip,
-                       min_size=cfg.min_size, missing_caption=cfg.missing_caption)
+                       min_size=cfg.min_size, missing_caption=cfg.missing_caption, max_pixels=cfg.max_pixels,
+                       text_conv=text_conv(enc))
 
 
 class ShardDataset(IterableDataset):
@@ -186,7 +208,7 @@ class ShardDataset(IterableDataset):
             buf: list[dict[str, Any]] = []
             raw_seen = 0
             for shard in order:
-                for rec in read_tar(shard):
+                for rec in read_tar(shard, cfg.max_image_bytes, cfg.max_caption_bytes):
                     if SKIP in rec:
                         yield rec
                         continue
@@ -255,7 +277,7 @@ def write_shards(samples: Iterable[dict[str, Any]], out_dir: str | os.PathLike, 
     Returns:
         The paths of the shards written, in order.
     """
-    import webdataset as wds
+    import webdataset as wds  # heavy (and only writing needs it): imported here, not on every read
 
     if image_format not in ("png", "jpg"):
         raise DataError(f"write_shards: image_format must be png or jpg, got {image_format!r}")

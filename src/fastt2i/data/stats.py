@@ -1,4 +1,4 @@
-"""DataStats: counts of samples read, converted (grayscale, CMYK, 16-bit, alpha, palette, animated) and skipped by reason."""
+"""DataStats: counts of samples read, converted (grayscale, CMYK, alpha, caption encoding...) and skipped by reason."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ CONV = "_conv"  # tuple of conversion names applied to a good sample
 SIZE = "_size"  # original (width, height)
 POS = "_pos"  # stream position the loader asked for (used to refill deterministically)
 
-SKIP_REASONS = ("unreadable", "truncated", "missing_file", "missing_caption", "too_small", "bad_shard")
+SKIP_REASONS = ("unreadable", "truncated", "missing_file", "missing_caption", "too_small", "too_large",
+                "caption_too_large", "bad_shard")
+# plus "caption_<encoding>" (e.g. caption_cp1252): caption text that was not UTF-8, decoded with a fallback encoding
 CONVERSIONS = ("grayscale", "cmyk", "16bit", "alpha", "palette", "animated", "other_mode")
 
 

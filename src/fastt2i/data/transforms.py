@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from fastt2i.data.config import MAX_PIXELS
 from fastt2i.data.stats import CONV, SIZE, SKIP
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error we count, not a half-grey image
-Image.MAX_IMAGE_PIXELS = 20_000 * 20_000
+# Pillow's own MAX_IMAGE_PIXELS is left as it is: decode_image checks the header against `max_pixels` itself
 
 _MASK64 = (1 << 64) - 1
 
@@ -134,15 +136,23 @@ def to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return (im if im.mode == "RGB" else im.convert("RGB")), conv
 
 
-def decode_image(src: str | os.PathLike | bytes) -> tuple[Image.Image, list[str], tuple[int, int]]:
+def decode_image(src: str | os.PathLike | bytes,
+                 max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, list[str], tuple[int, int]]:
     """Open a path or encoded bytes, fully decode it and convert to RGB.
+
+    Args:
+        src: a path or the encoded bytes.
+        max_pixels: refuse an image whose header declares more than this many pixels, before decoding it (a
+            value above PIL.Image.MAX_IMAGE_PIXELS raises Pillow's process-wide limit to it).
 
     Returns:
         (RGB image, conversions, original (width, height)).
 
     Raises:
-        BadSample: "missing_file", "unreadable" (not an image / unknown format) or "truncated".
+        BadSample: "missing_file", "unreadable" (not an image / unknown format), "truncated" or "too_large".
     """
+    if max_pixels > (Image.MAX_IMAGE_PIXELS or max_pixels):  # asked for more than Pillow's own bomb check allows
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         fp: Any = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb")
     except FileNotFoundError as e:
@@ -152,11 +162,17 @@ def decode_image(src: str | os.PathLike | bytes) -> tuple[Image.Image, list[str]
     with fp:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                im = Image.open(fp)
+                warnings.simplefilter("ignore")  # EXIF / palette chatter; the pixel limit is enforced just below
+                im = Image.open(fp)  # reads the header only
                 size = im.size
+                if size[0] * size[1] > max_pixels:
+                    raise BadSample("too_large", f"{size[0]}x{size[1]} is over max_pixels={max_pixels}")
                 im.load()
                 rgb, conv = to_rgb(im)
+        except BadSample:
+            raise
+        except Image.DecompressionBombError as e:  # over 2x Pillow's limit: refused inside Image.open
+            raise BadSample("too_large", str(e)) from e
         except UnidentifiedImageError as e:
             raise BadSample("unreadable", "not a recognised image") from e
         except (OSError, SyntaxError, EOFError) as e:
@@ -189,7 +205,8 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
 
 
 def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, flip: bool = False,
-                min_size: int = 0, missing_caption: str = "skip") -> dict[str, Any]:
+                min_size: int = 0, missing_caption: str = "skip", max_pixels: int = MAX_PIXELS,
+                text_conv: Sequence[str] = ()) -> dict[str, Any]:
     """Decode + convert + crop one sample; never raises on bad data, returns a skip marker instead.
 
     Args:
@@ -200,11 +217,13 @@ def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, fli
         flip: mirror left-right.
         min_size: skip when the shorter original side is smaller.
         missing_caption: "skip" or "empty".
+        max_pixels: skip ("too_large") an encoded image declaring more pixels.
+        text_conv: conversions already applied to the caption (e.g. "caption_cp1252"), counted with the image's.
 
     Returns:
         {"image": [3,R,R] float32 in [-1,1], "caption", "key", "_conv", "_size"} or {"key", "_skip": reason}.
     """
-    if caption is None or (isinstance(caption, float) and caption != caption):  # None or NaN from a table
+    if caption is None or (isinstance(caption, float) and math.isnan(caption)):  # None or NaN from a table
         if missing_caption != "empty":
             return {"key": key, SKIP: "missing_caption"}
         caption = ""
@@ -218,13 +237,14 @@ def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, fli
             size = pil.size
             im, conv = to_rgb(pil)
         else:
-            im, conv, size = decode_image(src)
+            im, conv, size = decode_image(src, max_pixels)
         if min_size and min(size) < min_size:
             return {"key": key, SKIP: "too_small"}
         im = resize_center_crop(im, resolution)
         if flip:
             im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        return {"image": to_tensor(im), "caption": str(caption), "key": key, CONV: tuple(conv), SIZE: tuple(size)}
+        return {"image": to_tensor(im), "caption": str(caption), "key": key, CONV: (*conv, *text_conv),
+                SIZE: tuple(size)}
     except BadSample as e:
         return {"key": key, SKIP: e.reason}
     except Exception:  # noqa: BLE001 - anything else from a decoder is still just a bad file
