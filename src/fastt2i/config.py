@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -13,28 +14,70 @@ T = TypeVar("T")
 
 from fastt2i.errors import ConfigError  # noqa: E402  (re-exported)
 
+ALLOW_NONFINITE = "allow_nonfinite"
+"""Field metadata key: ``field(default=..., metadata={ALLOW_NONFINITE: True})`` lets a float field hold inf/nan
+(written to JSON as the strings "inf", "-inf", "nan"). Every other float must be finite."""
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a (possibly nested) dataclass; tuples become lists."""
+    """A JSON-ready dict of a (possibly nested) dataclass; tuples become lists.
+
+    Non-finite floats of fields that allow them (`ALLOW_NONFINITE`) become strings; any other non-finite float is
+    left as is, and `to_json` refuses it.
+
+    Args:
+        cfg: a dataclass instance.
+    """
     if not dataclasses.is_dataclass(cfg):
         raise ConfigError(f"expected a dataclass instance, got {type(cfg).__name__}")
 
-    def conv(v: Any) -> Any:
+    def conv(v: Any, allow: bool = False) -> Any:
         if dataclasses.is_dataclass(v):
-            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            return {f.name: conv(getattr(v, f.name), f.metadata.get(ALLOW_NONFINITE, False))
+                    for f in dataclasses.fields(v)}
         if isinstance(v, (list, tuple)):
-            return [conv(x) for x in v]
+            return [conv(x, allow) for x in v]
         if isinstance(v, dict):
-            return {str(k): conv(x) for k, x in v.items()}
+            return {str(k): conv(x, allow) for k, x in v.items()}
         if isinstance(v, Path):
             return str(v)
+        if allow and isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # "inf" / "-inf" / "nan": JSON has no such numbers; from_dict reads them back
         return v
 
     return conv(cfg)
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """Convert a JSON value to the annotated type `tp` (nested dataclasses, tuples, optionals)."""
+def _non_finite(data: Any, where: str = "") -> list[str]:
+    """Dotted keys of the non-finite floats in a JSON-like value."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{where or '(root)'}={data}"]
+    if isinstance(data, dict):
+        return [w for k, v in data.items() for w in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, list):
+        return [w for i, v in enumerate(data) for w in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
+def to_json(cfg: Any, indent: int | None = 2) -> str:
+    """The config as JSON text (what config.json holds); a ConfigError naming any non-finite value.
+
+    Args:
+        cfg: a dataclass instance.
+        indent: json.dumps indentation (None: one line).
+    """
+    data = to_dict(cfg)
+    bad = _non_finite(data)
+    if bad:
+        raise ConfigError(f"{', '.join(bad)}: config values must be finite numbers")
+    return json.dumps(data, indent=indent, allow_nan=False)
+
+
+def _coerce(tp: Any, value: Any, where: str, allow_nonfinite: bool = False) -> Any:
+    """Convert a JSON value to the annotated type `tp` (nested dataclasses, tuples, optionals).
+
+    Floats must be finite unless `allow_nonfinite` (the field's `ALLOW_NONFINITE` metadata).
+    """
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -49,24 +92,26 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(a, value, where)
+                return _coerce(a, value, where, allow_nonfinite)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: {value!r} fits none of {tp}")
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, where) for v in value)
+            return tuple(_coerce(args[0], v, where, allow_nonfinite) for v in value)
         if args and len(args) != len(value):
             raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(a, v, where) for a, v in zip(args, value)) if args else tuple(value)
+        return tuple(_coerce(a, v, where, allow_nonfinite) for a, v in zip(args, value)) if args else tuple(value)
     if origin is list:
         (a,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(a, v, where) for v in value]
+        return [_coerce(a, v, where, allow_nonfinite) for v in value]
     if origin is dict:
         return dict(value)
     if origin is typing.Literal:
@@ -86,14 +131,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
         try:
-            return float(value)
+            f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not (allow_nonfinite or math.isfinite(f)):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return f
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -102,23 +150,32 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], *, _where: str = "") -> T:
-    """Build dataclass `cls` from a dict, rejecting unknown keys with a clear message."""
+    """Build dataclass `cls` from a dict, rejecting unknown keys and non-finite floats with a clear message.
+
+    Args:
+        cls: the dataclass type; a float field may hold inf/nan only with `ALLOW_NONFINITE` metadata.
+        data: field values (JSON-like; nested dicts for nested dataclasses).
+    """
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = set(fields)
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
             f"{_where or cls.__name__}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
         )
-    kwargs = {k: _coerce(hints[k], v, f"{_where + '.' if _where else ''}{k}") for k, v in data.items()}
+    kwargs = {k: _coerce(hints[k], v, f"{_where + '.' if _where else ''}{k}",
+                         fields[k].metadata.get(ALLOW_NONFINITE, False)) for k, v in data.items()}
     return cls(**kwargs)
 
 
 def save_json(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(cfg), indent=2, sort_keys=False) + "\n")
+    """Write `to_json(cfg)` to `path` (nothing is written when a value is not finite)."""
+    Path(path).write_text(to_json(cfg) + "\n")
 
 
 def load_json(cls: type[T], path: str | Path) -> T:
+    """Read a dataclass written by `save_json`."""
     return from_dict(cls, json.loads(Path(path).read_text()))
 
 

@@ -95,3 +95,15 @@ def test_resume_skips_an_unreadable_newest_state(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipping unreadable state" in err and "state-00000099.pt" in err
     assert "resuming from" in err and result.step == 6
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file at all" * 10], ids=["empty", "garbage"])
+def test_unreadable_states_give_one_line_errors(tmp_path, content):
+    path = tmp_path / "state-00000001.pt"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:  # an empty file used to raise IndexError from the message formatting
+        load_state(path)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg
+    expected = "the file is empty" if not content else "not a complete torch.save file"
+    assert expected in msg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,8 @@ class TrainConfig:
     """Settings of one training run, nested by every family's run config (``FooRunConfig.train``).
 
     Args:
-        run_dir: directory of the run (config.json, state/, samples/, tb/, log.jsonl); rerunning resumes it.
+        run_dir: directory of the run (config.json, state/, samples/, tb/, log.jsonl; .lock names the PID of the
+            trainer using it); rerunning resumes it.
         data: dataset path for ``fastt2i.data.open_dataset`` (folder, manifest, shards or .npz).
         resolution: square training resolution in pixels.
         batch_size: global batch size (summed over all processes); must divide by the number of processes.
@@ -63,6 +65,9 @@ class TrainConfig:
                 raise ConfigError(f"train.{msg}")
 
         need(bool(self.run_dir), "run_dir must not be empty")
+        for name in ("kimg", "snapshot_kimg", "sample_kimg", "eval_kimg", "ema_kimg", "val_fraction", "ema_rampup"):
+            v = getattr(self, name)
+            need(v is None or math.isfinite(v), f"{name} must be a finite number, got {v}")
         need(self.resolution > 0, f"resolution must be > 0, got {self.resolution}")
         need(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
         need(self.kimg > 0, f"kimg must be > 0, got {self.kimg}")

@@ -1,4 +1,5 @@
-"""Run logging for the main process: TensorBoard scalars and image grids, log.jsonl, samples/*.png, a kimg progress bar."""
+"""Run logging for the main process: TensorBoard scalars and image grids, log.jsonl, samples/*.png, a kimg progress bar;
+on resume, the killed run's records past the resumed step are dropped so that no step is logged twice."""
 
 from __future__ import annotations
 
@@ -13,7 +14,42 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fastt2i.training.state import atomic_write_bytes
 from fastt2i.utils.images import make_grid
+
+LOG_FILES = ("log.jsonl", "metrics.jsonl")
+
+
+def drop_records_after(path: str | Path, step: int) -> int:
+    """Atomically rewrite a JSON-lines file without the records whose numeric "step" is past `step`.
+
+    Other lines are kept as they are, except a last line cut short by a kill mid-write (no newline, not JSON).
+
+    Args:
+        path: the file (nothing happens if it does not exist).
+        step: the last step to keep (the step of the state a run resumes from).
+    Returns:
+        The number of lines dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if line.endswith("\n"):
+                kept.append(line)
+            continue
+        s = rec.get("step") if isinstance(rec, dict) else None
+        if isinstance(s, (int, float)) and not isinstance(s, bool) and s > step:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        atomic_write_bytes(path, lambda f: f.write("".join(kept).encode("utf-8")))
+    return len(lines) - len(kept)
 
 
 class RunLogger:
@@ -26,6 +62,8 @@ class RunLogger:
         enabled: False on processes other than the main one.
         tensorboard: also write TensorBoard event files.
         progress: show a tqdm bar (kimg, kimg/s, ETA).
+        resume_step: the step the run starts from; log.jsonl / metrics.jsonl records and TensorBoard events past it
+            (a killed run's tail) are dropped. None keeps everything.
     """
 
     def __init__(
@@ -37,9 +75,11 @@ class RunLogger:
         enabled: bool = True,
         tensorboard: bool = True,
         progress: bool = True,
+        resume_step: int | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.enabled = enabled
+        self.dropped = 0  # records dropped past resume_step
         self._tb = None
         self._bar = None
         self._t0 = time.perf_counter()
@@ -47,10 +87,13 @@ class RunLogger:
         self._last_kimg = start_kimg
         if not enabled:
             return
+        if resume_step is not None:
+            self.dropped = sum(drop_records_after(self.run_dir / name, resume_step) for name in LOG_FILES)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            purge = None if resume_step is None else resume_step + 1  # TensorBoard hides older events from here on
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         if progress:
             self._bar = tqdm(
                 total=round(total_kimg, 3),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import itertools
 import json
 import math
 import os
@@ -46,15 +47,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastt2i.config import to_dict
+from fastt2i.config import to_json
+from fastt2i.data import make_loader, open_dataset
 from fastt2i.errors import ConfigError, DataError, Fastt2iError
-from fastt2i.training.config import TrainConfig, find_train_config
+from fastt2i.training.config import find_train_config
 from fastt2i.training.ema import EMA
 from fastt2i.training.logging import RunLogger
 from fastt2i.training.state import (
+    RunDirLock,
     atomic_write_bytes,
     list_states,
     load_state,
+    move_aside,
     prune_states,
     save_state,
     state_path,
@@ -81,7 +85,7 @@ def check_finite(losses: Mapping[str, Any]) -> None:
 
 def dry_run(config: Any, file: TextIO | None = None) -> int:
     """Print the resolved config as JSON (what `run()` would write to run_dir/config.json); returns exit code 0."""
-    print(json.dumps(to_dict(config), indent=2), file=file or sys.stdout)
+    print(to_json(config), file=file or sys.stdout)
     return 0
 
 
@@ -192,12 +196,14 @@ class Trainer(abc.ABC):
     ):
         self.config = config
         self.train_cfg, self._train_path = find_train_config(config)
+        self.run_dir = Path(self.train_cfg.run_dir).expanduser().absolute()
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"run dir {self.run_dir} is a file, not a directory: give a directory for --run-dir")
         self.accelerator = make_accelerator(self.train_cfg.mixed_precision, **(accelerator_kwargs or {}))
         if self.train_cfg.batch_size % self.world_size:
             raise ConfigError(
                 f"train.batch_size={self.train_cfg.batch_size} is not divisible by the {self.world_size} processes"
             )
-        self.run_dir = Path(self.train_cfg.run_dir).expanduser().absolute()
         self.step = 0
         self.cur_nimg = 0
         self.stop_requested: str | None = None
@@ -326,8 +332,6 @@ class Trainer(abc.ABC):
 
         The default reads `train.data` with `fastt2i.data`; override to feed synthetic batches.
         """
-        from fastt2i.data import make_loader, open_dataset
-
         cfg = self.train_cfg
         if not cfg.data:
             raise ConfigError("train.data is empty: give the dataset path (folder, manifest, shards or .npz)")
@@ -362,7 +366,7 @@ class Trainer(abc.ABC):
             "step": self.step,
             "cur_nimg": self.cur_nimg,
             "world_size": self.world_size,
-            "config": json.dumps(to_dict(self.config)),
+            "config": to_json(self.config, indent=None),
             "trainer": self.state_dict(),
             "ema": {name: ema.state_dict() for name, (ema, _) in self._emas.items()},
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -398,46 +402,57 @@ class Trainer(abc.ABC):
         path = None
         if self.is_main:
             path = save_state(state, state_path(self.run_dir, self.step))
-            prune_states(self.run_dir, self.train_cfg.keep_states)
+            prune_states(self.run_dir, self.train_cfg.keep_states, keep_path=path, warn=self.print)
         self._last_saved_step = self.step
         return path
 
     # ----------------------------------------------------------------------------------------------- run
-    def _check_and_write_config(self) -> None:
-        """Refuse to resume a run dir whose config differs in more than `kimg` (and the run_dir path); write config.json."""
-        current = json.loads(json.dumps(to_dict(self.config)))
+    def _check_config(self) -> str:
+        """The config as JSON (ConfigError on non-finite values), checked against run_dir/config.json.
+
+        A run dir with training states refuses a config that differs in more than `kimg` (and the run_dir path);
+        one without states (a run that failed or was killed before its first snapshot) takes the new config.
+        """
+        text = to_json(self.config) + "\n"
         path = self.run_dir / "config.json"
-        if path.is_file():
-            try:
-                saved = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
+        if not path.is_file():
+            return text
+        has_states = bool(list_states(self.run_dir))
+        try:
+            diffs = _diff(self._comparable(path.read_text()), self._comparable(text))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if has_states:
                 raise ConfigError(f"{path} is not valid JSON ({e}); fix or remove it") from None
-            a, b = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-            for cfg_dict in (a, b):
-                node = cfg_dict
-                for key in self._train_path:
-                    node = node.get(key, {}) if isinstance(node, dict) else {}
-                if isinstance(node, dict):
-                    node.pop("kimg", None)
-                    node.pop("run_dir", None)
-            diffs = _diff(a, b)
-            if diffs:
-                shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+            diffs = ["not valid JSON"]
+        if diffs:
+            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+            if has_states:
                 raise ConfigError(
                     f"run dir {self.run_dir} was started with a different config ({shown}); only the length "
                     "(kimg) may change on resume: use the same settings or a new run dir"
                 )
-        if self.is_main:
-            text = json.dumps(current, indent=2) + "\n"
-            atomic_write_bytes(path, lambda f: f.write(text.encode()))
+            self.print(f"note: {path} is from a run that saved no training state; replacing it ({shown})")
+        return text
+
+    def _comparable(self, text: str) -> Any:
+        """A config JSON text parsed, without the fields that may change on resume (train.kimg, train.run_dir)."""
+        cfg = json.loads(text)
+        node = cfg
+        for key in self._train_path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop("kimg", None)
+            node.pop("run_dir", None)
+        return cfg
 
     def _resume(self) -> Path | None:
-        """Load the newest readable state of the run dir, if any; returns its path."""
+        """Load the newest readable state of the run dir, if any (unreadable ones go to state/corrupt/)."""
         for path in reversed(list_states(self.run_dir)):
             try:
                 state = load_state(path)
             except DataError as e:
-                self.print(f"warning: skipping unreadable state: {e}")
+                moved = move_aside(path) if self.is_main else None
+                self.print(f"warning: skipping unreadable state: {e}" + (f"; moved it to {moved}" if moved else ""))
                 continue
             self.load_training_state(state, source=str(path))
             return path
@@ -484,106 +499,152 @@ class Trainer(abc.ABC):
         return previous
 
     def run(self) -> RunResult:
-        """Train until `kimg`, resuming from the newest state in run_dir; see the module docstring."""
-        cfg = self.train_cfg
+        """Train until `kimg`, resuming from the newest state in run_dir; see the module docstring.
+
+        The main process holds run_dir/.lock for the whole run (a second trainer there fails at once). Nothing is
+        written to config.json before the config is valid, `setup()` ran and the first batch was read.
+        """
+        lock = self._lock_run_dir()
+        previous_handlers: dict[int, Any] = {}
+        try:
+            batches, resumed = self._start()
+            previous_handlers = self._install_signal_handlers()
+            return self._train(batches, resumed)
+        finally:
+            for sig, h in previous_handlers.items():
+                signal.signal(sig, h)
+            if self.logger is not None:
+                self.logger.close()
+            close = getattr(self.batches, "close", None)
+            if callable(close):
+                close()  # stops data-loader workers
+            if lock is not None:
+                lock.release()
+
+    def _lock_run_dir(self) -> RunDirLock | None:
+        """Create the run dir and take its lock (main process); returns the lock (None on other processes)."""
+        lock = None
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"cannot create run dir {self.run_dir}: {e.strerror or e}") from None
+            lock = RunDirLock(self.run_dir).acquire()
         self.accelerator.wait_for_everyone()
-        self._check_and_write_config()
+        return lock
+
+    def _start(self) -> tuple[Iterator[dict[str, Any]], Path | None]:
+        """Check the config, set up, resume, read the first batch; then write config.json and open the logger.
+
+        Returns the batch stream (the first batch included; empty when the run is already trained) and the state
+        resumed from.
+        """
+        cfg = self.train_cfg
+        config_text = self._check_config()
         seed_everything(cfg.seed)
         self.setup()
         resumed = self._resume()
         self._last_saved_step = self.step if resumed else -1
-        total = self.total_nimg
+        batches: Iterator[dict[str, Any]] = iter(())
+        if self.cur_nimg < self.total_nimg:
+            self.batches = self.make_batches(self.cur_nimg)
+            batches = iter(self.batches)
+            try:
+                first = next(batches)
+            except StopIteration:
+                raise DataError("the batch iterator ended; make_batches() must be infinite") from None
+            batches = itertools.chain([first], batches)
+        if self.is_main:
+            atomic_write_bytes(self.run_dir / "config.json", lambda f: f.write(config_text.encode()))
         self.logger = RunLogger(
-            self.run_dir, total / 1000, self.cur_nimg / 1000,
-            enabled=self.is_main, tensorboard=self._tensorboard, progress=self._progress,
+            self.run_dir, self.total_nimg / 1000, self.cur_nimg / 1000, enabled=self.is_main,
+            tensorboard=self._tensorboard, progress=self._progress, resume_step=self.step,
         )
         if resumed:
             self.print(f"resuming from {resumed} (step {self.step}, {self.cur_nimg / 1000:.3f} kimg)")
-        if self.cur_nimg >= total:
+        if self.logger.dropped:
+            self.print(f"dropped {self.logger.dropped} log record(s) past step {self.step} (from an interrupted run)")
+        if self.cur_nimg >= self.total_nimg:
             self.print(f"{self.run_dir} is already trained to {self.cur_nimg / 1000:.3f} kimg (kimg={cfg.kimg})")
-        previous_handlers = self._install_signal_handlers()
-        last_state = resumed
-        try:
-            if self.cur_nimg == 0 and cfg.sample_kimg > 0:
-                self._sample()
-            self.batches = self.make_batches(self.cur_nimg) if self.cur_nimg < total else iter(())
-            batches = iter(self.batches)
-            sums: dict[str, float] = {}
-            n_sum = 0
-            stop = False
-            while self.cur_nimg < total:
-                try:
-                    batch = self._to_device(next(batches))
-                except StopIteration:
-                    raise DataError("the batch iterator ended; make_batches() must be infinite") from None
-                except Exception:
-                    if not self.stop_requested:
-                        raise
-                    # Loader workers ignore SIGINT/SIGTERM (fastt2i.data), but one may still die with the signal
-                    # (a custom make_batches, the OOM killer): the step in hand is done, so save it.
-                    stop = True
-                    if self._last_saved_step != self.step:
-                        last_state = self.save() or last_state
-                    break
-                seed_everything(step_seed(cfg.seed, self.step, self.rank))
-                losses, stop = self._sync(self.train_step(batch, self.step))
-                try:
-                    check_finite(losses)
-                except NonFiniteLossError as e:
-                    raise NonFiniteLossError(
-                        f"{e} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); stopped without saving, the last "
-                        f"good state is {last_state or '(none yet)'}"
-                    ) from None
-                for ema, source in self._emas.values():
-                    ema.update(source, self.cur_nimg, cfg.batch_size)
-                prev = self.cur_nimg
-                self.step += 1
-                self.cur_nimg += cfg.batch_size
-                done = self.cur_nimg >= total
-                kimg = self.cur_nimg / 1000
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_sum += 1
-                self.logger.advance(kimg)
-                if self.step % cfg.log_every == 0 or done or stop:
-                    self.logger.scalars(self.step, kimg, {k: v / n_sum for k, v in sums.items()})
-                    sums, n_sum = {}, 0
-                if _crossed(prev, self.cur_nimg, cfg.sample_kimg) or (done and cfg.sample_kimg > 0):
-                    self._sample()
-                if _crossed(prev, self.cur_nimg, cfg.eval_kimg) or (done and cfg.eval_kimg > 0):
-                    self._evaluate()
-                if _crossed(prev, self.cur_nimg, cfg.snapshot_kimg) or done or stop:
+        return batches, resumed
+
+    def _train(self, batches: Iterator[dict[str, Any]], last_state: Path | None) -> RunResult:
+        """The training loop from the current step to `kimg` (or a stop signal), then the final save and export.
+
+        Args:
+            batches: this rank's batch stream; last_state: the newest state written so far (None: none yet).
+        """
+        cfg = self.train_cfg
+        total = self.total_nimg
+        if self.cur_nimg == 0 and cfg.sample_kimg > 0:
+            self._sample()
+        sums: dict[str, float] = {}
+        n_sum = 0
+        stop = False
+        while self.cur_nimg < total:
+            try:
+                batch = self._to_device(next(batches))
+            except StopIteration:
+                raise DataError("the batch iterator ended; make_batches() must be infinite") from None
+            except Exception:
+                if not self.stop_requested:
+                    raise
+                # Loader workers ignore SIGINT/SIGTERM (fastt2i.data), but one may still die with the signal
+                # (a custom make_batches, the OOM killer): the step in hand is done, so save it.
+                stop = True
+                if self._last_saved_step != self.step:
                     last_state = self.save() or last_state
-                if stop:
-                    break
-            if not stop and self._last_saved_step != self.step and self.cur_nimg > 0:
+                break
+            seed_everything(step_seed(cfg.seed, self.step, self.rank))
+            losses, stop = self._sync(self.train_step(batch, self.step))
+            try:
+                check_finite(losses)
+            except NonFiniteLossError as e:
+                raise NonFiniteLossError(
+                    f"{e} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); stopped without saving, the last "
+                    f"good state is {last_state or '(none yet)'}"
+                ) from None
+            for ema, source in self._emas.values():
+                ema.update(source, self.cur_nimg, cfg.batch_size)
+            prev = self.cur_nimg
+            self.step += 1
+            self.cur_nimg += cfg.batch_size
+            done = self.cur_nimg >= total
+            kimg = self.cur_nimg / 1000
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_sum += 1
+            self.logger.advance(kimg)
+            if self.step % cfg.log_every == 0 or done or stop:
+                self.logger.scalars(self.step, kimg, {k: v / n_sum for k, v in sums.items()})
+                sums, n_sum = {}, 0
+            if _crossed(prev, self.cur_nimg, cfg.sample_kimg) or (done and cfg.sample_kimg > 0):
+                self._sample()
+            if _crossed(prev, self.cur_nimg, cfg.eval_kimg) or (done and cfg.eval_kimg > 0):
+                self._evaluate()
+            if _crossed(prev, self.cur_nimg, cfg.snapshot_kimg) or done or stop:
                 last_state = self.save() or last_state
-            self.accelerator.wait_for_everyone()
-            stats = getattr(self.batches, "stats", None)
-            if stats is not None and (getattr(stats, "n_skipped", 0) or getattr(stats, "n_converted", 0)):
-                self.print(f"data (rank {self.rank}): {stats.report()}")
             if stop:
-                reason = self.stop_requested or "signal"
-                self.print(
-                    f"stopped by {reason} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); state saved to "
-                    f"{last_state}; rerun the same command to resume"
-                )
-                return RunResult(False, reason, self.step, self.cur_nimg, last_state)
-            if self.is_main:
-                exported = self.export(self.run_dir / "export")
-                if exported is not None:
-                    self.print(f"exported the model to {exported}")
-            self.print(f"finished: {self.cur_nimg / 1000:.3f} kimg in {self.step} steps; state {last_state}")
-            return RunResult(True, "finished", self.step, self.cur_nimg, last_state)
-        finally:
-            for sig, h in previous_handlers.items():
-                signal.signal(sig, h)
-            self.logger.close()
-            close = getattr(self.batches, "close", None)
-            if callable(close):
-                close()  # stops data-loader workers
+                break
+        if not stop and self._last_saved_step != self.step and self.cur_nimg > 0:
+            last_state = self.save() or last_state
+        self.accelerator.wait_for_everyone()
+        stats = getattr(self.batches, "stats", None)
+        if stats is not None and (getattr(stats, "n_skipped", 0) or getattr(stats, "n_converted", 0)):
+            self.print(f"data (rank {self.rank}): {stats.report()}")
+        if stop:
+            reason = self.stop_requested or "signal"
+            self.print(
+                f"stopped by {reason} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); state saved to "
+                f"{last_state}; rerun the same command to resume"
+            )
+            return RunResult(False, reason, self.step, self.cur_nimg, last_state)
+        if self.is_main:
+            exported = self.export(self.run_dir / "export")
+            if exported is not None:
+                self.print(f"exported the model to {exported}")
+        self.print(f"finished: {self.cur_nimg / 1000:.3f} kimg in {self.step} steps; state {last_state}")
+        return RunResult(True, "finished", self.step, self.cur_nimg, last_state)
 
     def _sample(self) -> None:
         if not self.is_main:
