@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from fastt2i.errors import ConfigError
+from fastt2i.config import from_dict
+from fastt2i.errors import ConfigError, DataError
+from fastt2i.serialization import atomic_write_dir, check_export_target
+from fastt2i.training.state import STATE_DIR, list_states, load_state
 
 EXAMPLES = """examples:
   fastt2i export gigagan --run-dir runs/gigagan-emoji64 --out exports/gigagan-emoji64
   fastt2i export gigagan --run-dir runs/gigagan-emoji64 --state runs/gigagan-emoji64/state/state-000006250.pt --out x
+
+--out may be new, an empty directory or an earlier export of the same model; anything else needs --overwrite.
+The run directory, its state/, the current and the home directory are never replaced.
 """
 
 
@@ -24,43 +35,90 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True, help="the run directory (holds config.json and state/)")
     p.add_argument("--state", help="a training state file (default: the newest readable one of the run)")
     p.add_argument("--out", required=True, help="export directory to write")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if it is a file, a non-export directory or another model's export")
     p.set_defaults(func=run)
 
 
-def export_run(family_name: str, run_dir: str | Path, out: str | Path, state: str | Path | None = None) -> dict:
-    """Rebuild the run's trainer from RUN_DIR/config.json, load a training state and call its `export(out)`.
+def _check_out(out: Path, run_dir: Path, overwrite: bool) -> None:
+    """Refuse an --out that is the run directory, its state/ (or inside it), a folder above the run, or unsafe."""
+    o, r = out.resolve(), run_dir.resolve()
+    if o == r or o in r.parents or o == r / STATE_DIR or r / STATE_DIR in o.parents:
+        raise ConfigError(f"--out {out} is the run directory, a folder above it or inside its {STATE_DIR}/; "
+                          f"export to a new directory (a finished run already has {run_dir / 'export'})")
+    check_export_target(out, overwrite=overwrite)
 
-    Returns {"path", "state", "step", "kimg"}.
+
+def _newest_readable_state(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest training state of the run that loads, printing a one-line warning for each newer one skipped."""
+    states = list_states(run_dir)
+    for path in reversed(states):
+        try:
+            return path, load_state(path)
+        except DataError as e:
+            print(f"warning: skipping unreadable state: {e}", file=sys.stderr)
+    none = f"none of its {len(states)} state files loads" if states else "it has none"
+    raise ConfigError(f"no readable training state in {run_dir / STATE_DIR} ({none}); pass --state PATH")
+
+
+def export_run(family_name: str, run_dir: str | Path, out: str | Path, state: str | Path | None = None, *,
+               overwrite: bool = False) -> dict:
+    """Rebuild the run's trainer from RUN_DIR/config.json, load a training state and write its `export` to `out`.
+
+    Nothing in RUN_DIR changes; `out` is replaced only as `fastt2i.serialization.check_export_target` allows.
+
+    Args:
+        family_name: the family of the run (as in `fastt2i train FAMILY`).
+        run_dir: the run directory (config.json and state/).
+        out: the export directory to write.
+        state: a training state file; default: the newest readable one of the run.
+        overwrite: allow replacing a file, a non-export directory or an export of another class at `out`.
+
+    Returns:
+        {"path", "state", "step", "kimg"}.
     """
-    from fastt2i.cli.train import families
-    from fastt2i.config import from_dict
-    from fastt2i.training.state import latest_state, load_state
+    from fastt2i.training.presets import families
 
     fams = families()
     if family_name not in fams:
         raise ConfigError(f"unknown family {family_name!r}; choose one of: {', '.join(sorted(fams))}")
     family = fams[family_name]
-    run_dir = Path(run_dir).expanduser()
+    run_dir, out = Path(run_dir).expanduser(), Path(out).expanduser()
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.json)")
+    _check_out(out, run_dir, overwrite)
     cls = type(next(iter(family.presets.values()))())
     cfg = from_dict(cls, json.loads(cfg_path.read_text()))
-    state_file = Path(state).expanduser() if state else latest_state(run_dir)
-    if state_file is None or not state_file.is_file():
-        raise ConfigError(f"no training state in {run_dir}/state (pass --state PATH)")
-    # the trainer is only used to rebuild the models: point it at a scratch run dir so nothing in RUN_DIR changes
-    train = dataclasses.replace(cfg.train, run_dir=str(Path(out).expanduser().absolute() / ".export-scratch"))
-    trainer = family.trainer()(dataclasses.replace(cfg, train=train), tensorboard=False, progress=False)
-    trainer.setup()
-    trainer.load_training_state(load_state(state_file), source=str(state_file))
-    path = trainer.export(Path(out).expanduser())
-    if path is None:
-        raise ConfigError(f"the {family_name} trainer exports nothing")
+    if state:
+        state_file = Path(state).expanduser()
+        training_state = load_state(state_file)
+    else:
+        state_file, training_state = _newest_readable_state(run_dir)
+    # The trainer only rebuilds the models: it runs in a scratch directory beside `out` and exports there; the
+    # export then moves into `out` in one rename (atomic_write_dir), so nothing in RUN_DIR changes.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.export", dir=out.parent))
+    try:
+        train = dataclasses.replace(cfg.train, run_dir=str(scratch.absolute() / "run"))
+        trainer = family.trainer_class(dataclasses.replace(cfg, train=train), tensorboard=False, progress=False)
+        trainer.setup()
+        trainer.load_training_state(training_state, source=str(state_file))
+        written = trainer.export(scratch / "export")
+        if written is None:
+            raise ConfigError(f"the {family_name} trainer exports nothing")
+
+        def move(tmp: Path) -> None:
+            for p in Path(written).iterdir():
+                os.replace(p, tmp / p.name)
+
+        path = atomic_write_dir(out, move, overwrite=overwrite)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {"path": str(path), "state": str(state_file), "step": trainer.step, "kimg": trainer.cur_nimg / 1000}
 
 
 def run(args: argparse.Namespace) -> int:
-    info = export_run(args.family, args.run_dir, args.out, args.state)
+    info = export_run(args.family, args.run_dir, args.out, args.state, overwrite=args.overwrite)
     print(f"exported {info['state']} (step {info['step']}, {info['kimg']:.1f} kimg) to {info['path']}")
     return 0

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from fastt2i import __version__
+from fastt2i.assets import asset_path
 from fastt2i.errors import AssetNotFoundError, ConfigError
-from fastt2i.inference import FORMAT_VERSION, MODEL_CLASSES, PretrainedMixin, load_pretrained, register_model
+from fastt2i.models import load_pretrained
+from fastt2i.serialization import FORMAT_VERSION, MODEL_CLASSES, PretrainedMixin, read_export_config, register_model
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,10 @@ def test_wrong_class_version_and_missing_files(model, tmp_path):
     with pytest.raises(ConfigError, match=r"format version 2 .* reads version 1"):
         load_pretrained(out)
     (out / "config.json").write_text(json.dumps({**meta, "class": "no-such-model"}))
-    with pytest.raises(ConfigError, match=r"unknown model class 'no-such-model'"):
+    with pytest.raises(ConfigError, match=r"holds a 'no-such-model' model, which no imported module registers"):
         load_pretrained(out)
     (out / "config.json").write_text(json.dumps({**meta, "config": {"dim": 6, "depth": 2}}))
-    with pytest.raises(ConfigError, match=r"does not match TinyTied .*unexpected \['blocks\.2\.bias', 'blocks\.2\.weight'"):
+    with pytest.raises(ConfigError, match=r"does not match TinyTied .*unexpected \['blocks\.2\.bias', 'blocks\.2\.w"):
         load_pretrained(out)
     (out / "config.json").write_text(json.dumps({**meta, "config": {"dim": 4, "depth": 3}}))
     with pytest.raises(ConfigError, match=r"wrong shapes \['blocks\.0\.bias \(6,\) vs \(4,\)"):
@@ -142,3 +147,53 @@ def test_unregistered_or_configless_models_cannot_be_saved(tmp_path):
         m.save_pretrained(tmp_path / "x")
     with pytest.raises(ConfigError, match="must subclass nn.Module and PretrainedMixin"):
         register_model("bad")(TinyConfig)
+
+
+def test_tied_weights_are_stored_once(model, tmp_path):
+    out = model.save_pretrained(tmp_path / "export")
+    with safe_open(str(out / "model.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+    assert "embed.weight" in names and "head.weight" not in names  # one copy of the tied tensor
+    assert names | {"head.weight"} == set(model.state_dict())
+
+
+def test_exports_written_with_aliases_metadata_still_load(model, tmp_path):
+    """The format before `save_model`: one copy per shared tensor, the others named in an "aliases" JSON entry."""
+    out = model.save_pretrained(tmp_path / "export", text_encoder="minilm")
+    meta = json.loads((out / "config.json").read_text())
+    state = {k: v.contiguous().clone() for k, v in model.state_dict().items() if k != "head.weight"}
+    old_meta = {"format": "pt", "fastt2i": json.dumps(meta), "aliases": json.dumps({"head.weight": "embed.weight"})}
+    save_file(state, str(out / "model.safetensors"), metadata=old_meta)
+    loaded = load_pretrained(out)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    assert loaded.head.weight.data_ptr() == loaded.embed.weight.data_ptr()
+
+
+@pytest.mark.parametrize("name", ["gigagan-emoji64", "emoji-clip", "emoji-net"])
+def test_bundled_exports_load(name):
+    model = load_pretrained(asset_path(name))
+    assert type(model).model_name == read_export_config(asset_path(name))["class"]
+
+
+def _address_space_limit(extra_bytes: int):
+    """Soft RLIMIT_AS at the current virtual size + `extra_bytes` (restored by the caller)."""
+    vm = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+              if line.startswith("VmSize:"))
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (vm + extra_bytes, old[1]))
+    return old
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc for the memory limit")
+def test_huge_config_is_refused_before_allocating(model, tmp_path):
+    """dim=100_000 asks for three 10^10-parameter layers (120 GB): the header check refuses it without allocating."""
+    out = model.save_pretrained(tmp_path / "export")
+    meta = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**meta, "config": {"dim": 100_000, "depth": 3}}))
+    old = _address_space_limit(2 << 30)  # allocating even one of the layers (40 GB) would fail under this limit
+    try:
+        with pytest.raises(ConfigError, match=r"wrong shapes \['blocks\.0\.bias \(6,\) vs \(100000,\)"):
+            load_pretrained(out)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
