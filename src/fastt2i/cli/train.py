@@ -3,294 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fastt2i.config import apply_overrides
 from fastt2i.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Family:
-    """What `fastt2i train NAME` needs: named presets (run configs) and the trainer class that runs one."""
-
-    help: str
-    presets: dict[str, Callable[[], Any]]
-    trainer: Callable[[], type]
-
-
-def _emoji_families() -> dict[str, Family]:
-    from fastt2i.models.emoji import EmojiCLIPConfig, EmojiNetConfig
-    from fastt2i.training.config import TrainConfig
-    from fastt2i.training.emoji import EmojiCLIPRunConfig, EmojiNetRunConfig
-
-    def clip_tiny() -> EmojiCLIPRunConfig:
-        return EmojiCLIPRunConfig(
-            model=EmojiCLIPConfig(resolution=32, channels=(8, 16), blocks=1),
-            train=TrainConfig(run_dir="runs/emoji-clip-tiny", batch_size=16, kimg=0.064, snapshot_kimg=0.032,
-                              sample_kimg=0, eval_kimg=0, num_workers=0, resolution=32, log_every=1, ema_kimg=0.01),
-            warmup_kimg=0.016)
-
-    def net_tiny() -> EmojiNetRunConfig:
-        base = EmojiNetRunConfig()
-        return dataclasses.replace(
-            base, model=dataclasses.replace(base.model, resolution=32, channels=(8, 16), blocks=1),
-            train=TrainConfig(run_dir="runs/emoji-net-tiny", batch_size=16, kimg=0.064, snapshot_kimg=0.032,
-                              sample_kimg=0, eval_kimg=0, num_workers=0, resolution=32, log_every=1, ema_kimg=0.01,
-                              caption_field="subcategories"),
-            warmup_kimg=0.016)
-
-    def trainer(name: str) -> Callable[[], type]:
-        def get() -> type:
-            from fastt2i.training import emoji
-
-            return getattr(emoji, name)
-
-        return get
-
-    return {
-        "emoji-clip": Family("image tower in MiniLM's text space (CLIP score and CLIP roles on emoji data)",
-                             {"default": EmojiCLIPRunConfig, "tiny": clip_tiny}, trainer("EmojiCLIPTrainer")),
-        "emoji-net": Family("emoji subcategory/style classifier (FD/KID/precision-recall features only)",
-                            {"default": EmojiNetRunConfig, "tiny": net_tiny}, trainer("EmojiNetTrainer")),
-    }
-
-
-def _gigagan_family() -> Family:
-    """GigaGAN presets: tiny (tests), emoji64 (2 CPU cores), the Table 1 ablation rows at emoji64 size, paper."""
-
-    def tiny():
-        """16 px, batch 8, t5-tiny-random text: every G/D component on (L2 attention, adaptive kernels, MS-I/O D,
-        matching-aware D, lazy R1 every 2 steps, style mixing); CLIP loss and vision-aided D off (they need emoji-clip
-        and MiniLM; switch them on with --set). A step takes ~0.3 s on one CPU thread."""
-        from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANDiscriminatorConfig
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.gigagan import GigaGANRunConfig
-
-        g = GIGAGAN_PRESETS.build("tiny")  # t5-tiny-random: 32-d tokens and pooled
-        d = GigaGANDiscriminatorConfig(
-            resolution=16, pyramid_levels=3, channels=(16, 32, 32), text_encoder="t5-tiny-random", text_dim=32,
-            cond_dim=32, text_attn_layers=1, text_heads=2, head_layers=1)
-        return GigaGANRunConfig(
-            generator=g, discriminator=d,
-            train=TrainConfig(run_dir="runs/gigagan-tiny", resolution=16, batch_size=8, kimg=0.032,
-                              snapshot_kimg=0.016, sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0,
-                              ema_kimg=0.01, ema_rampup=None, text_encoder="t5-tiny-random"),
-            r1_every=2, style_mixing_prob=0.5, attention_weight_decay=0.01, sample_prompts=("a cat", "a dog"),
-            sample_seeds=(0, 1), eval_num=64)
-
-    def emoji64_d():
-        from fastt2i.models.gigagan import GigaGANDiscriminatorConfig
-
-        return GigaGANDiscriminatorConfig(
-            resolution=64, pyramid_levels=5, channels=(8, 16, 32, 32, 32), blocks=1, text_encoder="minilm",
-            text_dim=384, cond_dim=64, text_attn_layers=1, text_heads=4, head_layers=1)
-
-    def emoji64(g_preset: str = "emoji64", **kw):
-        """GigaGAN at 64 px on emoji64: G = GIGAGAN_PRESETS["emoji64"] (1.5M), D 0.3M (channels 8..32, 1 block per
-        level, 5-level MS-I/O), MiniLM text, matching-aware D, CLIP loss and vision-aided D on emoji-clip, batch 32.
-
-        Cost (shared 2-core CPU, median of 5 steps; `fastt2i.training.gigagan.step_seconds`): a full D+G step takes
-        ~1.4 s with 2 threads (D step 0.8 s, G step 0.55 s; R1 steps, every 16th, +0.07 s), i.e. ~45 s/kimg. The
-        multi-scale D's cost is mostly fixed per-op overhead at these widths (doubling its channels costs 2.4x,
-        halving the coarse ones saves nothing measurable).
-        """
-        from fastt2i.models.gigagan import GIGAGAN_PRESETS
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.gigagan import GigaGANRunConfig
-
-        d = kw.pop("discriminator", emoji64_d())
-        return GigaGANRunConfig(
-            generator=GIGAGAN_PRESETS.build(g_preset), discriminator=d,
-            train=TrainConfig(run_dir=f"runs/gigagan-{g_preset}", resolution=64, batch_size=32, kimg=300,
-                              snapshot_kimg=10, sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=10,
-                              text_encoder="minilm"),
-            g_lr=0.0025, d_lr=0.0025, r1_gamma=0.2, r1_every=16, attention_weight_decay=0.01,
-            clip_loss_weight=kw.pop("clip_loss_weight", 0.2), vision_aided_weight=kw.pop("vision_aided_weight", 0.5),
-            eval_num=646, **kw)
-
-    def ablation(row: int):
-        """Table 1 rows (GigaGAN paper): each adds one component to the previous row, at emoji64 size."""
-        g_rows = {1: "ablation-1-stylegan2", 2: "ablation-2-attention", 3: "ablation-2-attention",
-                  4: "ablation-3-adaptive-kernels", 5: "ablation-4-depth", 6: "ablation-4-depth",
-                  7: "ablation-5-multiscale", 8: "ablation-5-multiscale"}
-
-        def build():
-            d = dataclasses.replace(emoji64_d(), multiscale=row >= 7)
-            cfg = emoji64(g_rows[row], discriminator=d, matching_aware=row >= 3,
-                          clip_loss_weight=0.2 if row >= 6 else 0.0, vision_aided_weight=0.5 if row >= 8 else 0.0)
-            train = dataclasses.replace(cfg.train, run_dir=f"runs/gigagan-ablation-{row}")
-            return dataclasses.replace(cfg, train=train)
-
-        return build
-
-    def paper():
-        """The paper's 64 px generator (652.5M params) with a D of StyleGAN2-like widths; for GPU clusters."""
-        from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANDiscriminatorConfig
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.gigagan import GigaGANRunConfig
-
-        d = GigaGANDiscriminatorConfig(
-            resolution=64, pyramid_levels=5, channels=(256, 512, 1024, 1024, 1024), blocks=2, text_encoder="clip",
-            text_dim=768, cond_dim=512, text_attn_layers=2, text_heads=8, attention=True,
-            attention_resolutions=(16, 8), head_layers=2)
-        return GigaGANRunConfig(
-            generator=GIGAGAN_PRESETS.build("paper"), discriminator=d,
-            train=TrainConfig(run_dir="runs/gigagan-paper", resolution=64, batch_size=512, kimg=100_000,
-                              snapshot_kimg=500, sample_kimg=100, eval_kimg=1000, log_every=50, ema_kimg=10,
-                              mixed_precision="bf16", text_encoder="clip"),
-            r1_gamma=0.2, r1_every=16, clip_loss_weight=0.2, vision_aided_weight=0.5, attention_weight_decay=0.00001)
-
-    def trainer() -> type:
-        from fastt2i.training.gigagan import GigaGANTrainer
-
-        return GigaGANTrainer
-
-    names = {1: "stylegan2", 2: "attention", 3: "matching-aware", 4: "adaptive-kernels", 5: "depth", 6: "clip-loss",
-             7: "multiscale", 8: "vision-aided"}
-    presets: dict[str, Callable[[], Any]] = {"tiny": tiny, "emoji64": emoji64, "default": emoji64, "paper": paper}
-    presets.update({f"ablation-{i}-{n}": ablation(i) for i, n in names.items()})
-    return Family("GigaGAN text-to-image GAN (Kang et al. 2023)", presets, trainer)
-
-
-def _vqgan_family() -> Family:
-    """Paella VQGAN presets: tiny (tests), emoji64 (2 CPU cores), paper (8,192 codes, 4-channel latent)."""
-
-    def tiny():
-        """16 px, batch 8, codebook 64: every loss on (L1, emoji-clip perceptual, codebook, PatchGAN after 16 images),
-        dead-code restarts after 2 steps, evaluation (PSNR/FD/usage) at the end. A step takes ~0.05 s on one thread."""
-        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.vqgan import VQGANRunConfig
-
-        return VQGANRunConfig(
-            vqgan=VQGAN_PRESETS.build("tiny"),
-            disc=PatchGANConfig(channels=8, layers=2),
-            train=TrainConfig(run_dir="runs/vqgan-tiny", resolution=16, batch_size=8, kimg=0.032, snapshot_kimg=0.016,
-                              sample_kimg=0.032, eval_kimg=0.032, log_every=1, num_workers=0, ema_kimg=0,
-                              ema_rampup=None),
-            lr=1e-3, d_lr=1e-3, gan_start_kimg=0.016, eval_num=16, sample_num=4)
-
-    def emoji64():
-        """64 px -> 16x16 tokens, codebook 1,024 x 4, channels (32, 64), decoder blocks (1, 4), MLP ratio 2 (0.17M
-        params); L1 + codebook losses only, lr 5e-4, batch 32, 160 kimg: 24.00 dB validation PSNR, 100% of the codes
-        used (docs/training-runs.md).
-
-        Why no perceptual or GAN loss here: on 64 px emoji both cost PSNR at every budget we could afford on CPU
-        (emoji-clip perceptual 1.0 + PatchGAN from 20 kimg: 20.76 dB at 41.6 kimg; perceptual 0.2 + PatchGAN from
-        60 kimg: 21.96 dB at 60, 20.31 at 80; L1 only: 22.46 at 80, 24.00 at 160). Both stay one `--set` away
-        (`--set perceptual_weight=1 --set gan_weight=0.1 --set gan_start_kimg=20`); the `paper` and `tiny` presets
-        use them.
-
-        Cost (shared 2-core CPU, one thread, next to another training run): ~0.75-0.9 s per step with data
-        loading, i.e. ~25 s per kimg: 160 kimg take a bit over an hour.
-        """
-        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.vqgan import VQGANRunConfig
-
-        return VQGANRunConfig(
-            vqgan=VQGAN_PRESETS.build("emoji64"),
-            disc=PatchGANConfig(channels=16, layers=3),
-            train=TrainConfig(run_dir="runs/vqgan-emoji64", resolution=64, batch_size=32, kimg=160, snapshot_kimg=10,
-                              sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=0, ema_rampup=None),
-            lr=5e-4, d_lr=5e-4, perceptual_weight=0.0, gan_weight=0.0, eval_num=1000, sample_num=8)
-
-    def paper():
-        """The official Paella v3 / Wuerstchen VQGAN: 256 px -> 64x64 tokens, 8,192 codes of width 4, channels
-        (192, 384), 12 decoder bottleneck blocks; pix2pix PatchGAN; for GPUs."""
-        from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.vqgan import VQGANRunConfig
-
-        return VQGANRunConfig(
-            vqgan=VQGAN_PRESETS.build("paper"),
-            disc=PatchGANConfig(channels=64, layers=3),
-            train=TrainConfig(run_dir="runs/vqgan-paper", resolution=256, batch_size=256, kimg=50_000,
-                              snapshot_kimg=500, sample_kimg=100, eval_kimg=1000, log_every=50, ema_kimg=0,
-                              ema_rampup=None, mixed_precision="bf16"),
-            lr=1e-4, d_lr=1e-4, gan_start_kimg=10_000, eval_num=10_000)
-
-    def trainer() -> type:
-        from fastt2i.training.vqgan import VQGANTrainer
-
-        return VQGANTrainer
-
-    return Family("Paella's f=4 VQGAN tokenizer (L1 + perceptual + PatchGAN)",
-                  {"tiny": tiny, "emoji64": emoji64, "default": emoji64, "paper": paper}, trainer)
-
-
-def _paella_family() -> Family:
-    """Paella token-predictor presets: tiny (tests, random tiny VQGAN), emoji64 (2 CPU cores), paper (v3, 1,008M)."""
-
-    def tiny():
-        """16 px -> 4x4 tokens of a random tiny VQGAN ("random-tiny", 64 codes), t5-tiny-random text, no CLIP tokens,
-        batch 8; sampling (4 steps) at the end. A step takes a few ms on one CPU thread."""
-        from fastt2i.models.paella.presets import PAELLA_PRESETS
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.paella import PaellaRunConfig
-
-        return PaellaRunConfig(
-            model=PAELLA_PRESETS.build("tiny"), vqgan="random-tiny", clip_model=None,
-            train=TrainConfig(run_dir="runs/paella-tiny", resolution=16, batch_size=8, kimg=0.032, snapshot_kimg=0.016,
-                              sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0, ema_kimg=0.01,
-                              ema_rampup=None, text_encoder="t5-tiny-random"),
-            lr=1e-3, sample_prompts=("a cat", "a dog"), sample_seeds=(0, 1), sample_steps=4, eval_num=64)
-
-    def emoji64():
-        """64 px -> 16x16 tokens of the emoji64 VQGAN (1,024 codes; pass its export with --set vqgan=PATH), MiniLM
-        text, emoji-clip text and image vectors (4 tokens each), denoiser PAELLA_PRESETS["emoji64"] (4.7M), batch 32,
-        lr 3e-4 with 2 kimg warm-up, EMA half-life 10 kimg; each image's tokens are cached after its first epoch
-        (`token_cache`), which removes the VQGAN encoder from the step.
-
-        Cost (shared 2-core CPU, nice'd, one thread, next to a background training run;
-        `fastt2i.training.paella.step_seconds` with a randomly initialised emoji64 VQGAN): a full step at batch 32
-        takes ~2.2 s (median of 5; VQGAN tokenisation ~0.28 s, denoiser forward+backward+AdamW 1.0-1.3 s), i.e.
-        ~70 s/kimg under that load; expect roughly half on an idle machine.
-        """
-        from fastt2i.models.paella.presets import PAELLA_PRESETS
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.paella import PaellaRunConfig
-
-        return PaellaRunConfig(
-            model=PAELLA_PRESETS.build("emoji64"), vqgan="runs/vqgan-emoji64/export", clip_model="emoji-clip",
-            train=TrainConfig(run_dir="runs/paella-emoji64", resolution=64, batch_size=32, kimg=300, snapshot_kimg=10,
-                              sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=10, text_encoder="minilm"),
-            lr=3e-4, warmup_kimg=2, eval_num=1000, token_cache=True)
-
-    def paper():
-        """Paella v3 (1,008M): ByT5-XL text, OpenCLIP ViT-H/14 vectors, 8,192-code VQGAN at 256 px, AdamW 1e-4 with
-        10k warm-up steps at batch 2,048 (official `src_distributed/train.py`); for GPU clusters."""
-        from fastt2i.models.paella.presets import PAELLA_PRESETS
-        from fastt2i.training.config import TrainConfig
-        from fastt2i.training.paella import PaellaRunConfig
-
-        model = PAELLA_PRESETS.build("paper")
-        return PaellaRunConfig(
-            model=model, vqgan="runs/vqgan-paper/export", clip_model="path/to/openclip-vit-h-14-export",
-            train=TrainConfig(run_dir="runs/paella-paper", resolution=256, batch_size=2048, kimg=3_072_000,
-                              snapshot_kimg=4096, sample_kimg=4096, eval_kimg=40_960, log_every=50, ema_kimg=500,
-                              mixed_precision="bf16", text_encoder=model.text_encoder),
-            lr=1e-4, warmup_kimg=20_480, eval_num=10_000)
-
-    def trainer() -> type:
-        from fastt2i.training.paella import PaellaTrainer
-
-        return PaellaTrainer
-
-    return Family("Paella token predictor (Rampas et al. 2022, v3) on a frozen VQGAN",
-                  {"tiny": tiny, "emoji64": emoji64, "default": emoji64, "paper": paper}, trainer)
-
-
-def families() -> dict[str, Family]:
-    """Every trainable family by the name typed after `fastt2i train`."""
-    fams = {**_emoji_families(), "gigagan": _gigagan_family()}
-    fams["vqgan"] = _vqgan_family()
-    fams["paella"] = _paella_family()
-    return fams
-
+from fastt2i.training import dry_run
+from fastt2i.training.presets import FAMILIES, get_family, run_preset
 
 EXAMPLES = """examples:
   fastt2i train gigagan --preset emoji64 --data emoji64.npz --run-dir runs/gigagan-emoji64 --kimg 300
@@ -305,11 +24,10 @@ Scale out with `torchrun --nproc_per_node N $(which fastt2i) train ...` or `acce
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fams = families()
     p = sub.add_parser("train", help="train a model (resumable)", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a model family from a preset plus overrides.")
-    p.add_argument("family", choices=sorted(fams), help="what to train")
+    p.add_argument("family", choices=sorted(FAMILIES), help="what to train")
     p.add_argument("--preset", default="default", help="named run config (see --list-presets)")
     p.add_argument("--list-presets", action="store_true", help="print the family's presets and exit")
     p.add_argument("--data", help="dataset: folder, manifest (.jsonl/.csv/.parquet), WebDataset shards or .npz")
@@ -325,10 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_config(family: Family, args: argparse.Namespace) -> Any:
-    if args.preset not in family.presets:
-        raise ConfigError(f"unknown preset {args.preset!r}; choose one of: {', '.join(sorted(family.presets))}")
-    cfg = family.presets[args.preset]()
+def resolve_config(family: str, args: argparse.Namespace) -> Any:
+    """The run config of FAMILY's `--preset`, then the named flags (--data, --kimg, ...), then each `--set`."""
+    cfg = run_preset(family, args.preset)
     sets: dict[str, Any] = {}
     for flag, key in [("data", "train.data"), ("run_dir", "train.run_dir"), ("kimg", "train.kimg"),
                       ("batch_size", "train.batch_size"), ("seed", "train.seed"),
@@ -340,18 +57,16 @@ def resolve_config(family: Family, args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    family = families()[args.family]
+    family = get_family(args.family)
     if args.list_presets:
         print("\n".join(sorted(family.presets)))
         return 0
-    cfg = resolve_config(family, args)
-    from fastt2i.training import dry_run
-
+    cfg = resolve_config(args.family, args)
     if args.dry_run:
         return dry_run(cfg)
     if not cfg.train.data:
         raise ConfigError("no dataset: pass --data PATH (folder, manifest, shards or .npz)")
-    result = family.trainer()(cfg, progress=not args.no_progress).run()
+    result = family.trainer_class(cfg, progress=not args.no_progress).run()
     if not result.finished:
         print(f"training stopped ({result.reason}); rerun the same command to resume", file=sys.stderr)
         return 1
