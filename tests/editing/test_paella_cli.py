@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from paellafx import tiny_parts  # noqa: E402
 
 from fastt2i.cli import main  # noqa: E402
+from fastt2i.cli.generate import individual_names  # noqa: E402
 from fastt2i.inference.paella import PaellaPipeline  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def test_generate_with_sampler_options(bundle, tmp_path, capsys):
     assert rc == 0 and out.is_file()
     assert "2 prompts x 3 seeds, 32 px" in capsys.readouterr().out
     assert len(list((tmp_path / "ind").glob("*.png"))) == 6
-    assert Image.open(tmp_path / "ind" / "a-red-heart_s1.png").size == (32, 32)
+    assert Image.open(tmp_path / "ind" / individual_names(["a red heart"], [1])[0]).size == (32, 32)
     assert main(["generate", "--model", str(bundle), "x", "--seeds", "0", "--truncation", "0.5",
                  "-o", str(out)]) == 2
     assert main(["generate", "--model", str(bundle), "x", "--seeds", "0", "--temperature", "a,b",

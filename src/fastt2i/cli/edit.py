@@ -114,6 +114,13 @@ def _floats(text: str, what: str) -> list[float]:
     return vals
 
 
+def _check_output(args: argparse.Namespace) -> Path:
+    """-o/--output refused in one line before the model is loaded (a directory, a bad extension, unwritable)."""
+    from fastt2i.utils.paths import check_output_file
+
+    return check_output_file(args.output, flag="-o/--output")
+
+
 def _done(path: Path | str, what: str) -> int:
     print(f"wrote {path} ({what})")
     return 0
@@ -122,10 +129,11 @@ def _done(path: Path | str, what: str) -> int:
 def run_truncation(args: argparse.Namespace) -> int:
     import torch
 
-    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.noise import parse_seeds
     from fastt2i.utils.images import save_grid
 
     seeds, psis = parse_seeds(args.seeds), _floats(args.psi, "--psi")
+    _check_output(args)
     pipe = load_pipeline(args)
     cols = [pipe.generate([args.prompt], seeds, truncation_psi=psi, truncation_cutoff=args.cutoff).cpu()
             for psi in psis]  # each [S,3,H,W]
@@ -135,9 +143,10 @@ def run_truncation(args: argparse.Namespace) -> int:
 
 def run_mix(args: argparse.Namespace) -> int:
     from fastt2i.editing.mixing import style_mixing_grid
-    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.noise import parse_seeds
     from fastt2i.utils.images import save_grid
 
+    _check_output(args)
     pipe = load_pipeline(args)
     cutoff = pipe.generator.num_ws // 2 if args.cutoff is None else args.cutoff
     grid = style_mixing_grid(pipe, args.prompt, parse_seeds(args.rows), parse_seeds(args.cols), cutoff,
@@ -148,7 +157,10 @@ def run_mix(args: argparse.Namespace) -> int:
 
 def run_interpolate(args: argparse.Namespace) -> int:
     from fastt2i.editing.interpolation import prompt_interpolation, save_frame_strip, save_gif
+    from fastt2i.utils.paths import check_output_file
 
+    gif = check_output_file(args.output, flag="-o/--output", extensions=[".gif"])  # save_gif always writes a GIF
+    check_output_file(gif.with_suffix(".png"), flag="-o/--output (its PNG strip)")
     if is_paella(args):
         from fastt2i.editing.paella import interpolate
 
@@ -189,6 +201,7 @@ def run_prompt_mix(args: argparse.Namespace) -> int:
     from fastt2i.editing.mixing import prompt_mixing
     from fastt2i.utils.images import save_grid
 
+    _check_output(args)
     pipe = load_pipeline(args)
     num_ws = pipe.generator.num_ws
     parts = [(prompt, *_slice(rng, num_ws)) for rng, prompt in args.part]
@@ -263,9 +276,10 @@ def _register_paella(ops: argparse._SubParsersAction, fmt: type) -> None:
 
 def _paella_inputs(args: argparse.Namespace):
     from fastt2i.editing.paella import load_image
-    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.noise import parse_seeds
 
     seeds = parse_seeds(args.seeds)
+    _check_output(args)
     pipe = load_paella(args)
     image = load_image(args.image, resolution=pipe.resolution)  # [1,3,H,W]
     return pipe, image, seeds

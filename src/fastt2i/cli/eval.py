@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 EXAMPLES = """examples:
   fastt2i eval --model runs/gigagan-emoji --data emoji64.npz --metrics fd_emojinet,clipscore_emojiclip --num 10000
@@ -60,7 +61,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def run_eval(args: argparse.Namespace) -> dict:
     """Evaluate as `fastt2i eval` does and return {metric name: value}."""
     from fastt2i.errors import ConfigError
-    from fastt2i.metrics.sources import evaluate_source
+    from fastt2i.evaluation import evaluate_source
+    from fastt2i.metrics.results import check_metrics_destination
 
     paths = {}
     for item in args.extractor:
@@ -68,8 +70,21 @@ def run_eval(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--extractor {item!r} is not ROLE=PATH")
         role, path = item.split("=", 1)
         paths[role] = path
+    run_dir = results_dir(args)
+    if run_dir is not None:  # before anything is computed, so the results are never lost to a bad destination
+        check_metrics_destination(run_dir, flag="--run-dir" if args.run_dir else "--model (a run directory)")
     return evaluate_source(
         args.model, args.data, metrics=args.metrics, num=args.num, batch_size=args.batch_size,
         resolution=args.resolution, prompt_split=args.prompt_split, real_split=args.real_split,
-        split_by=args.split_by, caption_field=args.caption_field, extractor_paths=paths, run_dir=args.run_dir,
+        split_by=args.split_by, caption_field=args.caption_field, extractor_paths=paths, run_dir=run_dir,
         seed=args.seed, device=args.device)
+
+
+def results_dir(args: argparse.Namespace) -> str | None:
+    """Where the results go: --run-dir, else --model itself when it is a run directory (with export/), else None."""
+    if args.run_dir:
+        return args.run_dir
+    model = str(args.model)
+    if not model.startswith("reference:") and (Path(model).expanduser() / "export").is_dir():
+        return model
+    return None

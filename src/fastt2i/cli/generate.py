@@ -30,8 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0-7", help="seeds like 0-7,10 (one grid column each; default 0-7)")
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                    help="truncation psi (1 = none, 0 = the text-conditioned mean; default 1)")
-    p.add_argument("-o", "--output", default="grid.png", help="output PNG (default grid.png)")
-    p.add_argument("--individual", metavar="DIR", help="also write each image as DIR/PROMPT-SLUG_sSEED.png")
+    p.add_argument("-o", "--output", default="grid.png",
+                   help="output image: .png (default grid.png), .jpg, .webp, ... (checked before generating)")
+    p.add_argument("--individual", metavar="DIR",
+                   help="also write each image as DIR/INDEX-SLUG-HASH_sSEED.png: INDEX = the prompt's 0-based "
+                        "position (its grid row, zero-padded), SLUG = its ASCII letters and digits (may be empty), "
+                        "HASH = the first 8 hex digits of the sha256 of the exact prompt; e.g. "
+                        "003-red-heart-1a2b3c4d_s7.png")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     add_sampler_args(p)
     p.set_defaults(func=run)
@@ -92,20 +97,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
 
 
-def model_path(args: argparse.Namespace) -> Path:
-    """--model, or the bundled default export."""
-    from fastt2i.assets import ROOT
-    from fastt2i.errors import AssetNotFoundError
-
-    if args.model:
-        return Path(args.model).expanduser()
-    path = ROOT / DEFAULT_MODEL
-    if not (path / "model.safetensors").is_file():
-        raise AssetNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not shipped yet; "
-                                 "pass --model DIR (an export or run directory)")
-    return path
-
-
 def _device(args: argparse.Namespace) -> str:
     import torch
 
@@ -114,46 +105,42 @@ def _device(args: argparse.Namespace) -> str:
 
 def is_paella(args: argparse.Namespace) -> bool:
     """True when --model names a Paella bundle (or a run directory whose export/ holds one)."""
-    from fastt2i.inference.paella import is_bundle
+    from fastt2i.inference import model_class
+    from fastt2i.inference.paella import BUNDLE_CLASS
 
-    return bool(args.model) and is_bundle(Path(args.model).expanduser())
+    return bool(args.model) and model_class(args.model) == BUNDLE_CLASS
 
 
 def load_pipeline(args: argparse.Namespace, allow_paella: bool = False):
-    """The GigaGANPipeline named by --model (or the bundled default), on --device; a PaellaPipeline when
-    `allow_paella` and --model is a Paella bundle."""
+    """The pipeline that --model names (default: the bundled model), on --device, through
+    `fastt2i.inference.load_pipeline`; a Paella bundle is refused unless `allow_paella` (GigaGAN-only edits)."""
     from fastt2i.errors import ConfigError
-    from fastt2i.inference.gigagan import GigaGANPipeline
+    from fastt2i.inference import load_pipeline as load
 
-    if is_paella(args):
-        if not allow_paella:
-            op = getattr(args, "edit_op", None)
-            raise ConfigError(f"{args.model} is a Paella bundle; `edit {op}` works on GigaGAN models (Paella edits: "
-                              "variation, inpaint, outpaint, img2img, interpolate)")
-        return load_paella(args)
-    return GigaGANPipeline.from_pretrained(model_path(args), device=_device(args), text_encoder=args.text_encoder)
+    if not allow_paella and is_paella(args):
+        op = getattr(args, "edit_op", None)
+        raise ConfigError(f"{args.model} is a Paella bundle; `edit {op}` works on GigaGAN models (Paella edits: "
+                          "variation, inpaint, outpaint, img2img, interpolate)")
+    return load(args.model, device=_device(args), text_encoder=args.text_encoder)
 
 
 def load_paella(args: argparse.Namespace):
     """The PaellaPipeline bundle named by --model, on --device."""
     from fastt2i.errors import ConfigError
-    from fastt2i.inference.paella import PaellaPipeline
 
     if not is_paella(args):
         raise ConfigError(f"this needs a Paella bundle (--model DIR with config.json naming a paella-pipeline), "
                           f"got {args.model or 'the default GigaGAN model'}")
-    return PaellaPipeline.from_pretrained(Path(args.model).expanduser(), device=_device(args),
-                                          text_encoder=args.text_encoder)
+    return load_pipeline(args, allow_paella=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    import re
-
     import torch
 
     from fastt2i.errors import ConfigError
-    from fastt2i.inference.noise import parse_seeds
+    from fastt2i.noise import parse_seeds
     from fastt2i.utils.images import save_grid
+    from fastt2i.utils.paths import check_output_dir, check_output_file
 
     seeds = parse_seeds(args.seeds)
     if args.batch_size < 1:
@@ -161,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(args.prompts) * len(seeds)
     if n > 10_000:
         raise ConfigError(f"{n} images is too many for one grid (prompts x seeds <= 10,000)")
+    output = check_output_file(args.output, flag="-o/--output")  # before loading and generating: no work lost
+    individual = check_output_dir(args.individual, flag="--individual") if args.individual else None
     pipe = load_pipeline(args, allow_paella=True)
     from fastt2i.inference.paella import PaellaPipeline
 
@@ -180,14 +169,29 @@ def run(args: argparse.Namespace) -> int:
         part = pairs[i: i + args.batch_size]
         chunks.append(pipe.generate([p for p, _ in part], [s for _, s in part], **kw).cpu())
     images = torch.cat(chunks)  # [n,3,H,W]
-    out = save_grid(images, args.output, nrow=len(seeds))
-    if args.individual:
-        from fastt2i.utils.images import make_grid
-
-        d = Path(args.individual)
-        d.mkdir(parents=True, exist_ok=True)
-        for (prompt, seed), img in zip(pairs, images):
-            slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "prompt"
-            make_grid(img[None], nrow=1, pad=0).save(d / f"{slug}_s{seed}.png")
+    out = save_grid(images, output, nrow=len(seeds))
+    if individual is not None:
+        write_individual(images, args.prompts, seeds, individual)
     print(f"wrote {out} ({len(args.prompts)} prompts x {len(seeds)} seeds, {pipe.resolution} px)")
     return 0
+
+
+def individual_names(prompts: list[str], seeds: list[int]) -> list[str]:
+    """File names of `--individual`, prompt-major like the grid: INDEX-SLUG-HASH_sSEED.png (`prompt_file_stem`)."""
+    from fastt2i.utils.paths import prompt_file_stem
+
+    width = max(3, len(str(len(prompts) - 1)))
+    stems = [prompt_file_stem(i, p, width) for i, p in enumerate(prompts)]
+    return [f"{stem}_s{s}.png" for stem in stems for s in seeds]
+
+
+def write_individual(images, prompts: list[str], seeds: list[int], directory: str | Path) -> list[Path]:
+    """Write images [P*S,3,H,W] (prompt-major) one PNG each under `directory` with `individual_names`."""
+    from fastt2i.utils.images import make_grid
+
+    d = Path(directory).expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    paths = [d / name for name in individual_names(prompts, seeds)]
+    for path, img in zip(paths, images):
+        make_grid(img[None], nrow=1, pad=0).save(path)
+    return paths

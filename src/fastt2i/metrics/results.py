@@ -9,6 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from fastt2i.errors import ConfigError, DataError
+from fastt2i.utils.paths import check_output_dir
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -31,6 +34,31 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def check_metrics_destination(run_dir: str | Path, flag: str = "run_dir") -> Path:
+    """Refuse (ConfigError), before anything is computed, a `run_dir` whose metrics.jsonl cannot be appended to.
+
+    Refused: `run_dir` (or an ancestor) is a file; `run_dir/metrics.jsonl` is a directory or cannot be opened for
+    appending; no file can be created in `run_dir` (or in its nearest existing ancestor). Nothing is created or changed.
+
+    Args:
+        run_dir: the run directory.
+        flag: what to call it in the message (e.g. "--run-dir").
+    Returns:
+        The path of the metrics file.
+    """
+    d = check_output_dir(run_dir, flag=flag)
+    path = d / METRICS_FILE
+    if path.is_dir():
+        raise ConfigError(f"{flag} {run_dir}: {path} is a directory, not the metrics file")
+    if path.is_file():
+        try:
+            with open(path, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"{flag} {run_dir}: cannot write to {path} ({e.strerror or e})") from None
+    return path
+
+
 def append_metrics(run_dir: str | Path, records: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> Path:
     """Append records (each a dict with at least `metric` and `value`) as JSON lines to `run_dir/metrics.jsonl`.
 
@@ -44,26 +72,29 @@ def append_metrics(run_dir: str | Path, records: Mapping[str, Any] | Iterable[Ma
         The path of the metrics file.
     """
     recs = [records] if isinstance(records, Mapping) else list(records)
-    path = Path(run_dir) / METRICS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(run_dir).expanduser() / METRICS_FILE
     lines = []
     for r in recs:
         if "metric" not in r or "value" not in r:
-            from fastt2i.errors import DataError
-
             raise DataError(f"a metrics record needs 'metric' and 'value', got keys {sorted(r)}")
         rec = {"time": now_iso(), **_jsonable(dict(r))}
         lines.append(json.dumps(rec, sort_keys=False) + "\n")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(lines))
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+    except OSError as e:  # a file where the run directory should be, metrics.jsonl a directory, no permission, ...
+        error = e
+    check_metrics_destination(run_dir)  # raises the precise reason when it is one of those
+    raise ConfigError(f"cannot append metrics to {path}: {error.strerror or error}")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of `run_dir/metrics.jsonl` (empty list when the file does not exist)."""
-    path = Path(run_dir) / METRICS_FILE
+    path = Path(run_dir).expanduser() / METRICS_FILE
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference import parse_seeds, seed_noise
+from fastt2i.noise import check_seeds, parse_seeds, seed_noise
 
 
 def test_seed_gives_the_same_row_at_any_batch_size():
@@ -27,10 +28,23 @@ def test_device_and_dtype():
         assert torch.equal(seed_noise([1, 2], (16,), device="cuda").cpu(), seed_noise([1, 2], (16,)))
 
 
-@pytest.mark.parametrize("bad", [[], [-1], [True], [1.5], [2**63]])
+@pytest.mark.parametrize("bad", [[], [-1], [True], [1.5], [2**63], [np.bool_(True)], [np.float64(1.0)],
+                                 [np.uint64(2**63)], [np.int64(-1)], [torch.tensor(True)], [torch.tensor(1.0)], ["3"],
+                                 [None]])
 def test_bad_seeds(bad):
     with pytest.raises(ConfigError):
         seed_noise(bad, (2,))
+    if bad:
+        with pytest.raises(ConfigError, match="seeds must be integers"):
+            check_seeds(bad)
+
+
+def test_numpy_and_torch_integer_seeds_are_accepted_as_plain_ints():
+    seeds = [np.int64(5), np.uint8(3), np.int32(0), torch.tensor(7), np.array(9), 2**63 - 1]
+    assert torch.equal(seed_noise(seeds, (4,)), seed_noise([5, 3, 0, 7, 9, 2**63 - 1], (4,)))
+    assert torch.equal(seed_noise(np.arange(3), (4,)), seed_noise([0, 1, 2], (4,)))
+    checked = check_seeds(seeds)
+    assert checked == [5, 3, 0, 7, 9, 2**63 - 1] and all(type(s) is int for s in checked)
 
 
 def test_parse_seeds():

@@ -1,10 +1,12 @@
-"""Per-seed noise (row i from its own CPU generator seeded with seeds[i]: same latent at any batch size) and seed lists."""
+"""Per-seed noise (row i from a CPU generator seeded with seeds[i]: same at any batch size), seed checks and lists."""
 
 from __future__ import annotations
 
+import operator
 import re
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from fastt2i.errors import ConfigError
@@ -22,17 +24,14 @@ def seed_noise(
     """Standard normal noise [N, *shape], row i drawn on CPU from ``torch.Generator().manual_seed(seeds[i])``.
 
     Args:
-        seeds: one non-negative integer per row.
+        seeds: one integer in [0, 2**63-1] per row (int, NumPy integer, integer tensor: `check_seed`).
         shape: shape of one row, e.g. (z_dim,) or (C, H, W).
         device: where the result goes (drawing always happens on CPU, so results match across devices).
         dtype: result dtype (drawn in float32 then cast).
     """
-    seeds = list(seeds)
+    seeds = check_seeds(seeds)
     if not seeds:
         raise ConfigError("seed_noise needs at least one seed")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"seeds must be integers in [0, 2**63-1], got {s!r}")
     shape = tuple(int(d) for d in shape)
     if any(d < 0 for d in shape):
         raise ConfigError(f"noise shape must not have negative sizes, got {shape}")
@@ -40,6 +39,26 @@ def seed_noise(
             for s in seeds]
     out = torch.stack(rows)  # [N, *shape]
     return out.to(device=device, dtype=dtype or torch.float32)
+
+
+def check_seed(seed: Any) -> int:
+    """`seed` as a plain int: any integral type (int, NumPy integers, 0-d integer arrays and tensors) in
+    [0, 2**63-1]; bools, floats, strings and out-of-range values raise ConfigError."""
+    if isinstance(seed, (bool, np.bool_)) or getattr(seed, "dtype", None) in (torch.bool, np.bool_):
+        value = None
+    else:
+        try:
+            value = operator.index(seed)  # exact integers only: 1.0, np.float64 and '3' refuse
+        except TypeError:
+            value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"seeds must be integers in [0, 2**63-1], got {seed!r}")
+    return int(value)
+
+
+def check_seeds(seeds: Iterable[Any]) -> list[int]:
+    """Seeds as a list of plain ints (`check_seed` on each), e.g. for storing in configs, JSON or metrics records."""
+    return [check_seed(s) for s in seeds]
 
 
 _PART = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
