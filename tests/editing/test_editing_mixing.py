@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -50,11 +52,12 @@ def test_layer_text_synthesis_matches_plain_synthesis(pipe):
     ref = g.synthesis(ws, t_local, t_mask, noise_mode="const")
     out = synthesize_with_layer_texts(g, ws, [(t_local, t_mask)] * g.num_ws)
     assert len(out) == len(ref)
-    for a, b in zip(out, ref):
+    for a, b in zip(out, ref, strict=True):
         assert torch.equal(a, b)
 
 
 def test_prompt_mixing_uses_each_prompts_text_and_styles(pipe):
+    pipe = copy.deepcopy(pipe)  # hooks go on a private copy of the session's pipeline
     g = pipe.generator
     a, b = "a red heart", "a blue star with a long caption"
     plain = pipe.generate([a, b], [3, 3])
@@ -62,13 +65,10 @@ def test_prompt_mixing_uses_each_prompts_text_and_styles(pipe):
     torch.testing.assert_close(whole, plain[:1], atol=ATOL, rtol=0)
     # record the text every cross-attention block attends to
     seen: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
-             for m in g.synthesis.modules() if isinstance(m, CrossAttention)]
-    try:
-        mixed = prompt_mixing(pipe, [(a, 0, 4), (b, 4, None)], seed=3)
-    finally:
-        for h in hooks:
-            h.remove()
+    for m in g.synthesis.modules():
+        if isinstance(m, CrossAttention):
+            m.register_forward_hook(lambda mod, args, out: seen.append(args[1]))
+    mixed = prompt_mixing(pipe, [(a, 0, 4), (b, 4, None)], seed=3)
     texts = {}
     for p in (a, b):
         e = pipe.encode([p])

@@ -34,4 +34,4 @@ def test_shape_mismatch():
     with pytest.raises(DataError):
         clip_score(torch.randn(3, 4), torch.randn(2, 4))
     with pytest.raises(DataError):
-        ClipScoreAccumulator().mean
+        _ = ClipScoreAccumulator().mean

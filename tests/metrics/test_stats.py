@@ -94,6 +94,6 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(DataError, match="NaN"):
         st.update(torch.full((2, 4), float("nan")))
     with pytest.raises(DataError, match="store_features"):
-        _stats(torch.randn(5, 4)).features
+        _ = _stats(torch.randn(5, 4)).features
     with pytest.raises(DataError, match="shapes"):
         frechet_distance(torch.zeros(3), torch.eye(3), torch.zeros(4), torch.eye(4))

@@ -3,8 +3,6 @@ path, save/load, and a tiny forward+backward."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -87,7 +85,7 @@ def test_prediction_ij_depends_only_on_image_i():
         pyr2 = list(pyr)
         pyr2[i] = pyr2[i] + 0.5 * torch.randn_like(pyr2[i])
         out = D(pyr2, tokens, mask, pooled)
-        for a, b in zip(base, out):
+        for a, b in zip(base, out, strict=True):
             changed = not torch.allclose(a.logits, b.logits)
             assert changed == (a.i == i), (a.i, a.j, i)
 
@@ -100,11 +98,11 @@ def test_every_logit_at_every_scale_depends_on_the_caption(conditioning):
     a = D(pyr, tokens, mask, pooled)
     b = D(pyr, tokens2, mask2, pooled2)
     assert len(a) == 6
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert ((x.logits - y.logits).abs() > 1e-6).all(), (x.i, x.j)
     # The token sequence matters too (D's own attention layers), not only the pooled vector.
     c = D(pyr, torch.randn_like(tokens) * mask[..., None], mask, pooled)
-    for x, y in zip(a, c):
+    for x, y in zip(a, c, strict=True):
         assert ((x.logits - y.logits).abs() > 1e-6).all(), (x.i, x.j)
 
 
@@ -112,7 +110,7 @@ def test_padded_tokens_are_ignored():
     D = make()
     pyr, tokens, mask, pooled = batch()
     noisy = torch.where(mask[..., None], tokens, torch.randn_like(tokens) * 10)
-    for x, y in zip(D(pyr, tokens, mask, pooled), D(pyr, noisy, mask, pooled)):
+    for x, y in zip(D(pyr, tokens, mask, pooled), D(pyr, noisy, mask, pooled), strict=True):
         torch.testing.assert_close(x.logits, y.logits, rtol=1e-5, atol=1e-5)
 
 
@@ -150,21 +148,17 @@ def test_minibatch_std_never_mixes_paths():
     torch.testing.assert_close(y[0, 8, 0, 0], ref)
 
 
-def test_attention_and_tiny_forward_backward_are_finite_and_fast():
+def test_attention_and_tiny_forward_backward_are_finite():
     D = make(attention=True, attention_resolutions=(8, 4), blocks=2)
     assert any(level.attn is not None for level in D.levels)
     pyr, tokens, mask, pooled = batch()
     pyr = [p.requires_grad_() for p in pyr]
-    D(pyr, tokens, mask, pooled)  # warm-up
-    t0 = time.perf_counter()
     out = D(pyr, tokens, mask, pooled)
     loss = torch.stack([o.logits for o in out]).square().mean()
     loss.backward()
-    elapsed = time.perf_counter() - t0
     assert torch.isfinite(loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in pyr)
-    assert elapsed < 1.0, elapsed
 
 
 def test_save_load_round_trip_is_exact(tmp_path):
@@ -174,7 +168,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert D2.config == D.config
     D.eval()
     args = batch()
-    for a, b in zip(D(*args), D2(*args)):
+    for a, b in zip(D(*args), D2(*args), strict=True):
         assert torch.equal(a.logits, b.logits)
     for k, v in D.state_dict().items():
         assert torch.equal(v, D2.state_dict()[k]), k
@@ -239,9 +233,9 @@ def test_judge_shares_the_trunk_across_texts_and_equals_separate_forwards():
     D.levels[0].register_forward_hook(lambda m, a, o: calls.append("trunk"))
     both = D.judge(pyr, [(tokens, mask, pooled), wrong])
     assert calls == ["trunk"]  # one trunk pass for two texts
-    for got, text in zip(both, [(tokens, mask, pooled), wrong]):
+    for got, text in zip(both, [(tokens, mask, pooled), wrong], strict=True):
         ref = D(pyr, *text)
         assert [(o.i, o.j) for o in got] == [(o.i, o.j) for o in ref]
-        for a, b in zip(got, ref):
+        for a, b in zip(got, ref, strict=True):
             torch.testing.assert_close(a.logits, b.logits)
     assert not torch.allclose(both[0][-1].logits, both[1][-1].logits)  # the text still matters

@@ -185,7 +185,7 @@ def test_adaptive_kernels_softmax_mixture_and_fused_equals_unfused(up):
     torch.testing.assert_close(kernels, mixed, atol=1e-5, rtol=1e-5)
     x = torch.randn(3, 6, 5, 5)
     fused, unfused = conv(x, w1, fused=True), conv(x, w1, fused=False)
-    assert fused.shape == (3, 5, 10, 10) if up else (3, 5, 5, 5)
+    assert fused.shape == ((3, 5, 10, 10) if up else (3, 5, 5, 5))
     torch.testing.assert_close(fused, unfused, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(conv(x, w2), fused)
 

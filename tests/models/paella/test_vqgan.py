@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import load_pretrained
+from fastt2i.models import load_pretrained
 from fastt2i.models.paella import VQGAN, PatchGAN, PatchGANConfig, VectorQuantizer, VQGANConfig
 
 
@@ -135,7 +135,7 @@ def test_save_load_round_trip_exact(tmp_path):
     path = m.save_pretrained(tmp_path / "vq")
     m2 = load_pretrained(path)
     assert isinstance(m2, VQGAN) and m2.config == m.config
-    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     x = images(2, seed=5)
     assert torch.equal(m.tokenize(x), m2.tokenize(x))
