@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from fastt2i.cli import main as cli
-from fastt2i.cli.train import families
-from fastt2i.metrics.sources import evaluate_source
+from fastt2i.training.presets import families
+from fastt2i.evaluation import evaluate_source
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def random_preset_pipeline(name: str):
     from fastt2i.models.paella import PAELLA_PRESETS, VQGAN_PRESETS, PaellaDenoiser
     from fastt2i.models.paella.vqgan import VQGAN
     from fastt2i.text import load_text_encoder
-    from fastt2i.training.gigagan import load_clip_model
+    from fastt2i.models.image_text import load_clip_model
 
     torch.manual_seed(0)
     cfg = PAELLA_PRESETS.build(name)
@@ -115,7 +115,7 @@ def main() -> None:
         ap.error("give one of: a bundle directory, --random-tiny, --random-preset NAME")
 
     from fastt2i.inference.paella import PaellaPipeline
-    from fastt2i.metrics.sources import evaluate_source
+    from fastt2i.evaluation import evaluate_source
     from fastt2i.models.paella.schedule import DEFAULT_CFG
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

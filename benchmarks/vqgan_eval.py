@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.exports and not args.references:
         ap.error("give at least one export directory (or --references)")
-    from fastt2i.inference.serialization import load_pretrained
+    from fastt2i.models import load_pretrained
     from fastt2i.models.paella import VQGAN
 
     fd_net = load_fd_network(args.fd_net)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from fastt2i.inference import load_pipeline
+from fastt2i.metrics.sources import model_batches
 from PIL import Image
 
 from fastt2i.cli import main
@@ -118,12 +121,10 @@ def test_generate_cli_uses_the_bundled_model_by_default(tmp_path):
 
 
 def test_eval_sources_load_and_sample_the_pipeline(pipe, export):
-    from fastt2i.metrics.sources import load_generator, model_batches
-
-    model = load_generator(export.parent)
+    model = load_pipeline(export.parent)
     assert isinstance(model, GigaGANPipeline) and model.text_encoder.name == "t5-tiny-random"
     prompts_fn = lambda: iter([{"image": torch.zeros(3, 3, 16, 16), "caption": PROMPTS}])  # noqa: E731
-    batches = list(model_batches(model.eval(), prompts_fn, num=5, batch_size=2, seed=10))
+    batches = list(model_batches(model.eval().generate, prompts_fn, num=5, batch_size=2, seed=10))
     assert [len(b["caption"]) for b in batches] == [2, 2, 1]
     images = torch.cat([b["image"] for b in batches])
     assert images.shape == (5, 3, 16, 16)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+
+from fastt2i.inference import load_pipeline
 from paellafx import CLIP_DIM, tiny_parts, tiny_pipeline
 
 from fastt2i.errors import AssetNotFoundError, ConfigError
@@ -97,9 +99,18 @@ def test_bundle_round_trip(tmp_path):
     assert PaellaPipeline.from_pretrained(tmp_path / "run").resolution == 32
     with pytest.raises(AssetNotFoundError):
         PaellaPipeline.from_pretrained(tmp_path / "nothing")
-    # `fastt2i eval --model` / evaluate_source load a bundle (or a run dir holding one) as a Paella pipeline
-    from fastt2i.metrics.sources import load_generator
-
+    # `fastt2i eval --model` / evaluate_source / generate load a bundle (or a run dir holding one) as a Paella pipeline
     for where in (out, tmp_path / "run"):
-        model = load_generator(where)
+        model = load_pipeline(where)
         assert isinstance(model, PaellaPipeline) and model.resolution == 32
+
+
+def test_numpy_integer_seeds_work_like_plain_ints():
+    import numpy as np
+
+    pipe = tiny_pipeline(token_hw=4)
+    a = pipe.generate(["a cat"], [np.int64(3)], steps=2)
+    b = pipe.generate(["a cat"], [3], steps=2)
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="seeds must be integers"):
+        pipe.generate(["a cat"], [np.float64(3)], steps=2)

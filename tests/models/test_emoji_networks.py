@@ -10,7 +10,7 @@ import torch
 
 from fastt2i.cli import main
 from fastt2i.data import open_dataset
-from fastt2i.inference.serialization import load_pretrained
+from fastt2i.models import load_pretrained
 from fastt2i.losses.contrastive import clip_contrastive_loss
 from fastt2i.training.emoji import CaptionTable, cosine_lr, jitter, retrieval_topk
 

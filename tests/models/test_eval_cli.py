@@ -77,9 +77,10 @@ class SeedPainter(torch.nn.Module):
 
 
 def test_trainers_evaluate_a_generator_object_with_seed_per_image(emoji_npz, tmp_path, monkeypatch):
-    from fastt2i.metrics.sources import evaluate_source, model_batches
+    from fastt2i.evaluation import evaluate_source
+    from fastt2i.metrics.sources import model_batches
 
-    got = [b["image"][:, 0, 0, 0] for b in model_batches(SeedPainter(), lambda: cycled(batches(10, 4), 10, 4), 10,
+    got = [b["image"][:, 0, 0, 0] for b in model_batches(SeedPainter().generate, lambda: cycled(batches(10, 4), 10, 4), 10,
                                                              3, seed=5)]
     assert torch.allclose(torch.cat(got), torch.arange(5, 15) / 100.0)
     monkeypatch.setenv("FASTT2I_CACHE", str(tmp_path / "cache"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fastt2i.cli import main
-from fastt2i.cli.train import families
+from fastt2i.training.presets import families
 from fastt2i.models.emoji import EmojiCLIP, EmojiCLIPConfig
 from fastt2i.models.gigagan import GigaGANGenerator
 from fastt2i.training import NonFiniteLossError
@@ -71,7 +71,7 @@ def test_cli_tiny_run_exports_and_samples(tmp_path, npz_data):
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
     G2 = GigaGANGenerator.from_pretrained(tmp_path / "exp")
     assert G2.config == G.config
-    for (k, a), (_, b) in zip(G.state_dict().items(), G2.state_dict().items()):
+    for (k, a), (_, b) in zip(G.state_dict().items(), G2.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert main(["export", "gigagan", "--run-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
 
@@ -296,7 +296,7 @@ def test_text_encoder_width_mismatch_is_a_config_error(tmp_path):
 RANK_SCRIPT = """
 import dataclasses, hashlib, json, sys
 import torch
-from fastt2i.cli.train import families
+from fastt2i.training.presets import families
 from fastt2i.training.gigagan import GigaGANTrainer
 cfg = families()["gigagan"].presets["tiny"]()
 cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_dir=sys.argv[1], data=sys.argv[2],

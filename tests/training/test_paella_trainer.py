@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fastt2i.cli import main
-from fastt2i.cli.train import families
+from fastt2i.training.presets import families
 from fastt2i.errors import ConfigError
 from fastt2i.losses.token import paella_loss, renoise_tokens
 from fastt2i.models.paella.conditioning import ConditionDropout
@@ -103,19 +103,16 @@ class FakeClip(torch.nn.Module):
         return torch.nn.functional.normalize(torch.randn(len(captions), 8), dim=-1)
 
 
-def test_clip_image_vectors_only_for_kept_samples(tmp_path):
+def test_clip_image_vectors_only_for_kept_samples(tmp_path, monkeypatch):
     cfg = tiny(tmp_path)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, clip_dim=8), clip_model="fake")
     torch.manual_seed(0)
     trainer = PaellaTrainer(cfg, tensorboard=False, progress=False)
     import fastt2i.training.paella as tp
 
-    orig = tp.load_clip_model
-    tp.load_clip_model = lambda spec, device=None: FakeClip()
-    try:
+    with monkeypatch.context() as mp:
+        mp.setattr(tp, "load_clip_model", lambda spec, device=None: FakeClip())
         trainer.setup()
-    finally:
-        tp.load_clip_model = orig
     images = torch.rand(4, 3, 16, 16) * 2 - 1
     drops = {"drop_text": torch.zeros(4, dtype=torch.bool), "drop_clip_text": torch.zeros(4, dtype=torch.bool),
              "drop_clip_image": torch.tensor([True, False, True, False])}
@@ -133,9 +130,9 @@ def test_config_checks(tmp_path):
         dataclasses.replace(cfg, clip_model="emoji-clip")
     with pytest.raises(ConfigError, match="resolution"):
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resolution=32))
+    vq_dir = tmp_path / "vq"
+    load_vqgan("random-tiny", 32, 16).save_pretrained(vq_dir)
     with pytest.raises(ConfigError, match="codes"):
-        vq_dir = tmp_path / "vq"
-        load_vqgan("random-tiny", 32, 16).save_pretrained(vq_dir)
         load_vqgan(str(vq_dir), 64, 16)
     with pytest.raises(ConfigError, match="vqgan is empty"):
         load_vqgan("", 64, 16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastt2i.cli.train import families
+from fastt2i.training.presets import families
 from fastt2i.training import gigagan, paella, vqgan
 
 

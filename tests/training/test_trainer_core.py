@@ -11,7 +11,7 @@ from toy_trainer import ToyRunConfig, ToyTrainer, main
 
 from fastt2i.config import from_dict
 from fastt2i.errors import ConfigError
-from fastt2i.inference import load_pretrained
+from fastt2i.models import load_pretrained
 from fastt2i.training import (
     NonFiniteLossError,
     TrainConfig,

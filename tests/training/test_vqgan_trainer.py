@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from fastt2i.cli import main
-from fastt2i.cli.train import families
+from fastt2i.training.presets import families
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import load_pretrained
+from fastt2i.models import load_pretrained
 from fastt2i.models.paella import VQGAN
 from fastt2i.training.vqgan import VQGANRunConfig, VQGANTrainer, evaluate_reconstruction, hinge_d_loss, psnr
 from toy_runner import write_npz
@@ -56,17 +56,17 @@ def test_gan_switches_on_after_warmup(tmp_path):
     before = [p.detach().clone() for p in trainer.D.parameters()]
     out = trainer.train_step({"image": x}, 0)
     assert "loss/g_adv" not in out and "loss/d" not in out
-    assert all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters(), strict=True))
     trainer.cur_nimg = 16
     out = trainer.train_step({"image": x}, 1)
     assert "loss/g_adv" in out and "loss/d" in out
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.D.parameters(), strict=True))
     # state round trip keeps everything
     state = trainer.state_dict()
     t2 = VQGANTrainer(tiny(tmp_path, perceptual_weight=0.0, gan_start_kimg=0.016), tensorboard=False, progress=False)
     t2.setup()
     t2.load_state_dict(state)
-    for a, b in zip(trainer.vq.state_dict().values(), t2.vq.state_dict().values()):
+    for a, b in zip(trainer.vq.state_dict().values(), t2.vq.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import Fastt2iError
-from fastt2i.inference.serialization import MODEL_CLASSES, PretrainedMixin, register_model
+from fastt2i.serialization import MODEL_CLASSES, PretrainedMixin, register_model
 from fastt2i.training import TrainConfig, Trainer, dry_run
 
 

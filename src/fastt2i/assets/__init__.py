@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.serialization import read_export_config
+
 ROOT = Path(__file__).resolve().parent
 
 
 def asset_path(name: str) -> Path:
     """Directory of a bundled export (`emoji-clip`, `emoji-net`, ...)."""
-    from fastt2i.errors import AssetNotFoundError
-
     p = ROOT / name
     if not (p / "model.safetensors").is_file():
         known = sorted(d.name for d in ROOT.iterdir() if (d / "model.safetensors").is_file())
@@ -27,8 +28,6 @@ def image_text_model_path(spec: str, role: str) -> Path:
         spec: "emoji-clip" or an export directory with config.json.
         role: what the model is for, named in the errors (e.g. "clip_model", "perceptual network").
     """
-    from fastt2i.errors import ConfigError
-
     if spec == "emoji-net":
         raise ConfigError(f"{role} must be an image-text model, not emoji-net (it is the FD network); use 'emoji-clip'")
     if spec == "emoji-clip":
@@ -36,8 +35,6 @@ def image_text_model_path(spec: str, role: str) -> Path:
     path = Path(spec).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"{role} {spec!r} is neither 'emoji-clip' nor an export directory with config.json")
-    from fastt2i.inference.serialization import read_export_config
-
     if read_export_config(path)["class"] == "emoji-net":
         raise ConfigError(f"{role} {spec!r} is an emoji-net export: emoji-net is the FD network, use an image-text model")
     return path

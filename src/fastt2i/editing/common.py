@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fastt2i.errors import ConfigError
+from fastt2i.noise import seed_noise
 
 TextTriple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -51,7 +52,5 @@ def text_triple(G: Any, text: Any) -> TextTriple:
 
 def latents(G: Any, seeds: Sequence[int]) -> torch.Tensor:
     """z [N,z_dim], row i from seed i (`seed_noise`), on the generator's device."""
-    from fastt2i.inference.noise import seed_noise
-
     g = generator_of(G)
     return seed_noise(list(seeds), (g.z_dim,), device=device_of(G))

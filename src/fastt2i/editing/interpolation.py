@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from fastt2i.editing.common import generator_of, latents, text_triple
 from fastt2i.editing.truncation import truncated_ws
 from fastt2i.errors import ConfigError
+from fastt2i.utils.images import save_grid, to_uint8
 
 
 def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -79,8 +80,6 @@ def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomeran
     """
     from PIL import Image
 
-    from fastt2i.utils.images import to_uint8
-
     if not fps > 0:
         raise ConfigError(f"fps must be > 0, got {fps}")
     arr = to_uint8(frames)  # [N,H,W,3]
@@ -95,6 +94,4 @@ def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomeran
 
 def save_frame_strip(frames: torch.Tensor, path: str | Path, pad: int = 2) -> Path:
     """Write frames [N,3,H,W] in [-1,1] side by side as one PNG row."""
-    from fastt2i.utils.images import save_grid
-
     return save_grid(frames, path, nrow=frames.shape[0], pad=pad)

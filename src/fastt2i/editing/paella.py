@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.models.paella.conditioning import PaellaCondition, null_condition
 from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
+from fastt2i.utils.images import from_uint8
 
 F_DOWN = 4  # VQGAN downsampling factor (pixels per token)
 
@@ -30,8 +31,6 @@ def load_image(path: str | Path, resolution: int | None = None) -> torch.Tensor:
         resolution: square output size (None = keep the size; then H and W must be multiples of 4).
     """
     from PIL import Image
-
-    from fastt2i.utils.images import from_uint8
 
     try:
         im = Image.open(path)

@@ -1,22 +1,16 @@
-"""Inference helpers: per-seed noise and the export format (save_pretrained / from_pretrained / load_pretrained)."""
+"""Inference: text-to-image pipelines over exports and the one loader, `load_pipeline(name_or_path)`."""
 
-from fastt2i.inference.noise import parse_seeds, seed_noise
-from fastt2i.inference.serialization import (
-    FORMAT_VERSION,
-    MODEL_CLASSES,
-    PretrainedMixin,
-    load_pretrained,
-    read_export_config,
-    register_model,
-)
+from fastt2i.inference.gigagan import GigaGANPipeline
+from fastt2i.inference.loader import DEFAULT_MODEL, PIPELINES, bundled_models, load_pipeline, model_class, resolve_model
+from fastt2i.inference.paella import PaellaPipeline
 
 __all__ = [
-    "FORMAT_VERSION",
-    "MODEL_CLASSES",
-    "PretrainedMixin",
-    "load_pretrained",
-    "parse_seeds",
-    "read_export_config",
-    "register_model",
-    "seed_noise",
+    "DEFAULT_MODEL",
+    "GigaGANPipeline",
+    "PIPELINES",
+    "PaellaPipeline",
+    "bundled_models",
+    "load_pipeline",
+    "model_class",
+    "resolve_model",
 ]

@@ -8,8 +8,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.errors import ConfigError
+from fastt2i.models import load_pretrained
+from fastt2i.models.gigagan.truncation import truncated_ws
+from fastt2i.noise import seed_noise
+from fastt2i.serialization import read_export_config
 from fastt2i.text.base import TextEmbedding, check_prompts
+from fastt2i.text.registry import load_encoder
 
 GENERATOR_CLASS = "gigagan-generator"
 
@@ -27,7 +32,7 @@ class GigaGANPipeline(nn.Module):
 
     Seed i gives ``z = seed_noise([seed_i], (z_dim,))`` and the synthesis runs with constant noise, so a (prompt, seed)
     pair gives the same image at any batch size. Truncation uses the paper's text-conditioned formula (sec. 5, see
-    `fastt2i.editing.truncation`). This is the object `fastt2i eval` and the trainers sample from.
+    `fastt2i.models.gigagan.truncation`). This is the object `fastt2i eval` and the trainers sample from.
 
     Args:
         generator: a `GigaGANGenerator`.
@@ -71,8 +76,6 @@ class GigaGANPipeline(nn.Module):
                 or an encoder object.
             **kw: passed to the constructor (truncation_samples).
         """
-        from fastt2i.inference.serialization import load_pretrained, read_export_config
-
         p = _resolve_export(path)
         meta = read_export_config(p)
         if meta["class"] != GENERATOR_CLASS:
@@ -104,8 +107,6 @@ class GigaGANPipeline(nn.Module):
 
     def latents(self, seeds: Sequence[int]) -> torch.Tensor:
         """z [B,z_dim] with row i from seed i (`seed_noise`), on `device`."""
-        from fastt2i.inference.noise import seed_noise
-
         return seed_noise(list(seeds), (self.generator.z_dim,), device=self.device)
 
     @torch.no_grad()
@@ -124,8 +125,6 @@ class GigaGANPipeline(nn.Module):
             truncation_psi: 1 = no truncation, 0 = the text-conditioned mean image (GigaGAN sec. 5).
             truncation_cutoff: truncate only the first (coarsest) `cutoff` styles (None = all).
         """
-        from fastt2i.editing.truncation import truncated_ws
-
         prompts, seeds = check_prompts(prompts), list(seeds)
         if len(prompts) == 1 and len(seeds) > 1:
             prompts = prompts * len(seeds)
@@ -143,20 +142,3 @@ class GigaGANPipeline(nn.Module):
                 truncation_cutoff: int | None = None) -> torch.Tensor:
         """Alias of `generate`."""
         return self.generate(prompts, seeds, truncation_psi, truncation_cutoff)
-
-
-def load_encoder(spec: str, device: torch.device | str | None = None) -> nn.Module:
-    """`load_text_encoder(spec)` with a one-line AssetNotFoundError when its weights are not available offline."""
-    from fastt2i.errors import Fastt2iError
-    from fastt2i.text import load_text_encoder
-
-    try:
-        return load_text_encoder(spec, device=device)
-    except Fastt2iError:
-        raise
-    except Exception as e:  # noqa: BLE001  (transformers / hub errors come in many types)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise AssetNotFoundError(
-            f"cannot load the text encoder {spec!r} the model needs ({first}); put its weights on disk and pass "
-            "text_encoder='NAME:/local/dir'"
-        ) from None

@@ -9,10 +9,15 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from fastt2i import __version__
 from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.models import load_clip_model, load_pretrained
 from fastt2i.models.paella.conditioning import PaellaCondition
 from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, RenoiseScheduler, cfg_logits
+from fastt2i.noise import check_seeds
+from fastt2i.serialization import atomic_write_dir
 from fastt2i.text.base import check_prompts
+from fastt2i.text.registry import load_encoder
 
 BUNDLE_CLASS = "paella-pipeline"
 BUNDLE_FORMAT = 1
@@ -46,13 +51,7 @@ def resolve_bundle(path: str | Path) -> Path:
 
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU torch.Generator per seed (checked like `seed_noise`): row i draws only from generator i."""
-    from fastt2i.inference.noise import MAX_SEED
-
-    gens = []
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"seeds must be integers in [0, 2**63-1], got {s!r}")
-        gens.append(torch.Generator(device="cpu").manual_seed(s))
+    gens = [torch.Generator(device="cpu").manual_seed(s) for s in check_seeds(seeds)]
     if not gens:
         raise ConfigError("give at least one seed")
     return gens
@@ -330,17 +329,15 @@ class PaellaPipeline(nn.Module):
         return self.generate(prompts, seeds, **kw)
 
     # ------------------------------------------------------------------------------------------------ save / load
-    def save_pretrained(self, path: str | Path) -> Path:
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write a bundle: ``vqgan/`` and ``denoiser/`` exports, optional ``clip/``, and ``config.json`` naming the text
-        encoder and CLIP model; written to a temporary directory, then renamed (replaces `path`).
+        encoder and CLIP model; written to a temporary directory, then renamed.
 
         Args:
-            path: bundle directory.
+            path: bundle directory: new, empty, or an earlier Paella bundle (replaced); anything else is refused
+                unless `overwrite` (a run directory, the current or home directory never are; `atomic_write_dir`).
+            overwrite: replace a file, a non-empty directory or an export of another kind at `path`.
         """
-        from fastt2i import __version__
-
-        from fastt2i.inference.serialization import atomic_write_dir
-
         def write(tmp: Path) -> None:
             self.vqgan.save_pretrained(tmp / "vqgan")
             self.denoiser.save_pretrained(tmp / "denoiser", text_encoder=self.text_encoder_spec)
@@ -354,7 +351,7 @@ class PaellaPipeline(nn.Module):
                     "text_encoder": self.text_encoder_spec, "clip_model": clip_spec, "resolution": self.resolution}
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
 
-        return atomic_write_dir(path, write)
+        return atomic_write_dir(path, write, overwrite=overwrite)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str | None = None,
@@ -368,9 +365,6 @@ class PaellaPipeline(nn.Module):
             text_encoder: override the recorded encoder (spec string or encoder object).
             clip_model: override the recorded CLIP model ("emoji-clip", an export dir, or a model object).
         """
-        from fastt2i.inference.gigagan import load_encoder
-        from fastt2i.inference.serialization import load_pretrained
-
         p = resolve_bundle(path)
         meta = json.loads((p / CONFIG_NAME).read_text())
         if meta.get("format_version") != BUNDLE_FORMAT:
@@ -392,8 +386,6 @@ class PaellaPipeline(nn.Module):
         if isinstance(clip_model, nn.Module):
             clip = clip_model
         elif clip_spec:
-            from fastt2i.training.gigagan import load_clip_model
-
             resolved = str(p / clip_spec[2:]) if clip_spec.startswith("./") else clip_spec
             clip = load_clip_model(resolved, device=device)
         else:

@@ -18,7 +18,9 @@ from typing import Protocol, Sequence
 import torch
 from torch import nn
 
+from fastt2i.assets import image_text_model_path
 from fastt2i.errors import ConfigError
+from fastt2i.models import load_pretrained
 from fastt2i.nn.convnet import resize_square
 
 
@@ -134,9 +136,6 @@ def load_perceptual_network(spec: str, device: torch.device | str | None = None,
         device: where to load it.
         resolution: passed to `EmojiCLIPFeatureMaps` (None: feed images at their own size).
     """
-    from fastt2i.assets import image_text_model_path
-    from fastt2i.inference.serialization import load_pretrained
-
     path = image_text_model_path(spec, "perceptual network")
     model = load_pretrained(path, device=device).float().eval().requires_grad_(False)
     if callable(getattr(model, "feature_maps", None)):

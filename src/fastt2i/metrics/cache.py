@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from fastt2i.errors import DataError
 from fastt2i.metrics.stats import FeatureStats
 
 CACHE_VERSION = 1
@@ -37,8 +38,6 @@ def dataset_fingerprint(path: str | Path, content_hash: bool = False) -> dict[st
     """
     p = Path(path).expanduser().resolve()
     if not p.exists():
-        from fastt2i.errors import DataError
-
         raise DataError(f"dataset path {p} does not exist")
     files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
     h = hashlib.sha256()

@@ -8,7 +8,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fastt2i.metrics.extractors import EXTRACTORS, FeatureExtractor, check_images, dir_fingerprint, load_hf_local, resize
+from fastt2i.errors import AssetNotFoundError, DataError
+from fastt2i.metrics.extractors import (
+    EXTRACTORS,
+    FeatureExtractor,
+    check_images,
+    dir_fingerprint,
+    load_hf_local,
+    resize,
+)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -88,8 +96,6 @@ class CLIPFeatures(FeatureExtractor):
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """prompts (N strings) -> unit-norm embeddings [N, projection_dim] float32."""
-        from fastt2i.errors import AssetNotFoundError, DataError
-
         if self.tokenizer is None:
             raise AssetNotFoundError(f"{self.name}: no tokenizer files beside the CLIP weights; text embeddings need one")
         if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
@@ -108,8 +114,6 @@ class CLIPFeatures(FeatureExtractor):
 @EXTRACTORS.register("clip")
 def _build_clip(path: str | None = None, **kwargs) -> CLIPFeatures:
     """`clip` needs a local CLIP directory (e.g. a download of openai/clip-vit-large-patch14-336 for CMMD)."""
-    from fastt2i.errors import AssetNotFoundError
-
     if not path:
         raise AssetNotFoundError(
             "the clip extractor needs a local CLIPModel directory (e.g. `huggingface-cli download "

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import torch
 
-from fastt2i.metrics.extractors import EXTRACTORS, FeatureExtractor, check_images, dir_fingerprint, load_hf_local, resize
+from fastt2i.errors import AssetNotFoundError
 from fastt2i.metrics.clip import _slug
+from fastt2i.metrics.extractors import (
+    EXTRACTORS,
+    FeatureExtractor,
+    check_images,
+    dir_fingerprint,
+    load_hf_local,
+    resize,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,8 +91,6 @@ class DINOv2Features(FeatureExtractor):
 @EXTRACTORS.register("dinov2")
 def _build_dinov2(path: str | None = None, **kwargs) -> DINOv2Features:
     """`dinov2` needs a local Dinov2Model directory (e.g. a download of facebook/dinov2-base)."""
-    from fastt2i.errors import AssetNotFoundError
-
     if not path:
         raise AssetNotFoundError(
             "the dinov2 extractor needs a local Dinov2Model directory (e.g. `huggingface-cli download "

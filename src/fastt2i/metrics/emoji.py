@@ -15,11 +15,10 @@ import torch
 from fastt2i.assets import asset_path
 from fastt2i.metrics.extractors import EXTRACTORS, FeatureExtractor, check_images, sha256_file
 from fastt2i.metrics.registry import register_feature_metrics
+from fastt2i.models.emoji import EmojiCLIP, EmojiNet
 
 
 def _load(cls, path: str | Path | None, bundled: str):
-    from fastt2i.models.emoji import EmojiCLIP, EmojiNet  # noqa: F401  (registers the classes)
-
     p = Path(path).expanduser() if path else asset_path(bundled)
     model = cls.from_pretrained(p).float().eval().requires_grad_(False)
     return model, f"{bundled}:{sha256_file(p / 'model.safetensors')[:12]}"
@@ -36,8 +35,6 @@ class EmojiNetFeatures(FeatureExtractor):
 
     def __init__(self, path: str | Path | None = None):
         super().__init__()
-        from fastt2i.models.emoji import EmojiNet
-
         self.net, self._identity = _load(EmojiNet, path, "emoji-net")
         self.dim = self.net.feature_dim
 
@@ -62,8 +59,6 @@ class EmojiCLIPFeatures(FeatureExtractor):
 
     def __init__(self, path: str | Path | None = None):
         super().__init__()
-        from fastt2i.models.emoji import EmojiCLIP
-
         self.clip, self._identity = _load(EmojiCLIP, path, "emoji-clip")
         self.dim = self.clip.config.embed_dim
 

@@ -17,7 +17,7 @@ from fastt2i.metrics.clip_score import ClipScoreAccumulator
 from fastt2i.metrics.extractors import FeatureExtractor
 from fastt2i.metrics.kernels import cmmd, kernel_inception_distance
 from fastt2i.metrics.precision_recall import precision_recall
-from fastt2i.metrics.registry import MetricSpec, metric_record_name, parse_metrics
+from fastt2i.metrics.registry import metric_record_name, parse_metrics
 from fastt2i.metrics.results import append_metrics, now_iso
 from fastt2i.metrics.stats import FeatureStats, frechet_distance_stats
 

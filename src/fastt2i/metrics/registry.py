@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastt2i.config import Registry
+from fastt2i.errors import ConfigError
 
 MetricKind = Literal["fd", "kid", "pr", "clipscore", "cmmd"]
 
@@ -80,7 +81,5 @@ def parse_metrics(names: str | list[str]) -> dict[str, MetricSpec]:
         if n:
             out[n] = METRICS.build(n)
     if not out:
-        from fastt2i.errors import ConfigError
-
         raise ConfigError(f"no metrics given; choose from: {', '.join(METRICS.names())}")
     return out

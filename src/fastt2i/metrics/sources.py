@@ -9,12 +9,12 @@ Reference sources (`fastt2i eval --model reference:KIND`) say what a number mean
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from fastt2i.data import make_loader, open_dataset
 from fastt2i.errors import ConfigError, DataError
 
 REFERENCES = ("data", "noise", "blur16", "shuffled")
@@ -23,8 +23,6 @@ REFERENCES = ("data", "noise", "blur16", "shuffled")
 def split_samples(data: str, split: str, resolution: int, *, caption_field: str | None = None,
                   split_by: str = "key", val_fraction: float = 0.05, batch_size: int = 250) -> Iterator[dict[str, Any]]:
     """One ordered pass over a dataset split as batches {"image", "caption", "key"} (the last one may be short)."""
-    from fastt2i.data import make_loader, open_dataset
-
     ds = open_dataset(data, resolution=resolution, split=split, caption_field=caption_field, split_by=split_by,
                       val_fraction=val_fraction)
     if getattr(ds, "is_iterable", True) and not hasattr(ds, "__len__"):
@@ -97,107 +95,23 @@ def reference_batches(kind: str, samples_fn, num: int, batch_size: int, seed: in
         yield {"image": images, "caption": caps}
 
 
-def model_batches(model: Any, prompts_fn, num: int, batch_size: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+GenerateFn = Callable[[list[str], list[int]], torch.Tensor]  # (prompts, seeds) -> [B,3,H,W] in [-1,1]
+
+
+def model_batches(generate: GenerateFn, prompts_fn, num: int, batch_size: int, seed: int = 0) -> Iterator[dict[str, Any]]:
     """A text-to-image model's samples: prompts cycled from `prompts_fn()`, seed `seed + i` for the i-th image.
 
-    The model must implement `generate(prompts: list[str], seeds: list[int]) -> [B,3,H,W] in [-1,1]`.
+    Args:
+        generate: `generate(prompts, seeds) -> [B,3,H,W] in [-1,1]` (e.g. a pipeline's bound `generate`); metrics
+            never load models themselves.
     """
-    if not callable(getattr(model, "generate", None)):
-        raise ConfigError(f"{type(model).__name__} cannot generate images (no generate(prompts, seeds) method)")
+    if not callable(generate):
+        raise ConfigError(f"model_batches needs a generate(prompts, seeds) callable, got {type(generate).__name__}")
     i = 0
     for b in cycled(prompts_fn, num, batch_size):
         caps = b["caption"]
         seeds = list(range(seed + i, seed + i + len(caps)))
         with torch.no_grad():
-            images = model.generate(caps, seeds)
+            images = generate(caps, seeds)
         i += len(caps)
         yield {"image": images, "caption": caps}
-
-
-def load_generator(path: str | Path) -> Any:
-    """An export directory, or a run directory with `export/` inside, loaded with `load_pretrained` (a Paella bundle
-    with `PaellaPipeline.from_pretrained`).
-
-    A gigagan-generator export (no `generate` of its own) comes back wrapped in a `GigaGANPipeline` with the text
-    encoder named in its config.json.
-    """
-    from fastt2i.inference.serialization import load_pretrained
-
-    from fastt2i.inference.paella import PaellaPipeline, is_bundle
-
-    p = Path(path).expanduser()
-    if (p / "export" / "config.json").is_file():
-        p = p / "export"
-    if is_bundle(p):  # a Paella bundle: vqgan/ + denoiser/ (+ clip/) and the text encoder named in config.json
-        return PaellaPipeline.from_pretrained(p)
-    model = load_pretrained(p)
-    if not callable(getattr(model, "generate", None)) and getattr(model, "model_name", None) == "gigagan-generator":
-        from fastt2i.inference.gigagan import GigaGANPipeline, load_encoder
-
-        spec = getattr(model, "text_encoder_spec", None) or model.config.text_encoder
-        model = GigaGANPipeline(model, load_encoder(spec)).eval()
-    return model
-
-
-def evaluate_source(
-    model: Any,
-    data: str,
-    *,
-    metrics: str | list[str],
-    num: int,
-    batch_size: int = 250,
-    resolution: int = 64,
-    prompt_split: str = "val",
-    real_split: str = "train",
-    split_by: str = "key",
-    caption_field: str | None = None,
-    extractor_paths: dict[str, str] | None = None,
-    run_dir: str | Path | None = None,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    step: int | None = None,
-    kimg: float | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """`fastt2i eval` as a function, for the CLI and for trainers (`Trainer.evaluate` every `eval_kimg`).
-
-    Args:
-        model: a generator object with `generate(prompts, seeds)`, an export or run directory, or `reference:KIND`.
-        data: dataset with the real images (split `real_split`) and the prompts (split `prompt_split`, cycled to num).
-        metrics: names from fastt2i.metrics.METRICS.
-        num: generated images.
-        extractor_paths: {role: weights path} for the feature networks (default: each role's default/bundled one).
-        run_dir: append the records to run_dir/metrics.jsonl (a run-directory model defaults to itself).
-        step, kimg: training progress recorded with the records.
-    Returns:
-        {recorded metric name: value}.
-    """
-    from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
-
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    specs = parse_metrics(metrics)
-    paths = extractor_paths or {}
-    extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(dev)
-                  for role in sorted({s.extractor for s in specs.values()})}
-
-    def samples(split: str):
-        return lambda: split_samples(data, split, resolution, caption_field=caption_field, split_by=split_by,
-                                     batch_size=batch_size)
-
-    label = model if isinstance(model, (str, Path)) else type(model).__name__
-    if isinstance(model, str) and model.startswith("reference:"):
-        kind = model.split(":", 1)[1]
-        fake = lambda: reference_batches(kind, samples(prompt_split), num, batch_size, seed)  # noqa: E731
-    else:
-        if isinstance(model, (str, Path)):
-            path = Path(model).expanduser()
-            if run_dir is None and (path / "export").is_dir():
-                run_dir = path
-            model = load_generator(path).to(dev).eval()
-        fake = lambda: model_batches(model, samples(prompt_split), num, batch_size, seed)  # noqa: E731
-    real_key = {"dataset": dataset_fingerprint(data), "split": real_split, "split_by": split_by,
-                "resolution": resolution, "caption_field": caption_field}
-    return evaluate(list(specs), fake, samples(real_split), num=num, extractors=extractors, real_key=real_key,
-                    run_dir=run_dir, seed=seed, step=step, kimg=kimg, progress=progress,
-                    extra={"model": str(label), "data": str(data), "prompt_split": prompt_split,
-                           "real_split": real_split})

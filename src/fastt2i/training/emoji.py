@@ -11,15 +11,18 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from fastt2i.data import open_dataset
 from fastt2i.errors import DataError
 from fastt2i.losses.contrastive import clip_contrastive_loss
+from fastt2i.metrics.sources import split_samples
 from fastt2i.models.emoji import EmojiCLIP, EmojiCLIPConfig, EmojiNet, EmojiNetConfig
+from fastt2i.text import load_text_encoder
 from fastt2i.training.config import TrainConfig
 from fastt2i.training.trainer import Trainer
 
@@ -82,8 +85,6 @@ class CaptionTable:
         missing = sorted({c for c, k in zip(captions, keys) if k not in self.rows})
         if missing:
             if self._encoder is None:
-                from fastt2i.text import load_text_encoder
-
                 self._encoder = load_text_encoder(self.spec)
             for i in range(0, len(missing), 256):
                 chunk = missing[i : i + 256]
@@ -107,8 +108,6 @@ class CaptionTable:
 
 def validation_batches(trainer: Trainer, caption_field: str | None = None):
     """The whole validation split in order, as batches {"image", "caption", "key"} (each rank reads all of it)."""
-    from fastt2i.metrics.sources import split_samples
-
     cfg = trainer.train_cfg
     return split_samples(cfg.data, "val", cfg.resolution, caption_field=caption_field or cfg.caption_field,
                          split_by=cfg.split_by, val_fraction=cfg.val_fraction, batch_size=256)
@@ -292,8 +291,6 @@ class EmojiNetTrainer(_OneModelTrainer):
     config: EmojiNetRunConfig
 
     def setup(self) -> None:
-        from fastt2i.data import open_dataset
-
         cfg, tc = self.config, self.train_cfg
         ds = open_dataset(tc.data, resolution=tc.resolution, split="all", caption_field=cfg.label_field)
         if not hasattr(ds, "caption"):

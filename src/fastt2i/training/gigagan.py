@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.noise import seed_noise
+from fastt2i.evaluation import evaluate_source
+from fastt2i.inference.gigagan import GigaGANPipeline
 from fastt2i.losses.gan import d_logistic, g_nonsaturating, r1_penalty
 from fastt2i.losses.matching import d_matching_loss, mismatch_text, try_mismatch_index
 from fastt2i.losses.vision_aided import VisionAidedDiscriminator, generator_clip_loss
@@ -33,11 +34,13 @@ from fastt2i.models.gigagan import (
     GigaGANGeneratorConfig,
 )
 from fastt2i.models.gigagan.discriminator import image_pyramid
+from fastt2i.models.image_text import load_clip_model
 from fastt2i.nn.attention import split_decay_parameters
+from fastt2i.noise import seed_noise
+from fastt2i.text.batcher import Text, TextBatcher
 from fastt2i.training.config import TrainConfig
 from fastt2i.training.trainer import Trainer
-
-Text = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens [B,L,D], mask [B,L] bool, pooled [B,P]
+from fastt2i.training.trainer import step_seconds as time_steps
 
 DEFAULT_PROMPTS = ("grinning face", "red heart", "thumbs up", "cat face")
 
@@ -117,67 +120,6 @@ class GigaGANRunConfig:
             raise ConfigError(f"scale_reduction must be 'mean' or 'sum', got {self.scale_reduction!r}")
         if not self.sample_prompts or not self.sample_seeds:
             raise ConfigError("sample_prompts and sample_seeds must not be empty")
-
-
-def load_clip_model(spec: str, device: torch.device | None = None) -> nn.Module:
-    """The frozen CLIP stand-in: "emoji-clip" (bundled with fastt2i) or an export directory; eval mode, no grad."""
-    from fastt2i.assets import image_text_model_path
-    from fastt2i.inference.serialization import load_pretrained
-
-    model = load_pretrained(image_text_model_path(spec, "clip_model"), device=device)
-    if not callable(getattr(model, "encode_image", None)) or not callable(getattr(model, "encode_text", None)):
-        raise ConfigError(f"clip_model {spec!r} has no encode_image/encode_text")
-    return model.eval().requires_grad_(False)
-
-
-class TextBatcher:
-    """Frozen text encoder with an in-memory cache per caption: captions -> (tokens, mask, pooled) on a device.
-
-    Rows are stored trimmed to their real length and rounded to fp16 (as CaptionTable does), so a caption gives the
-    same values whichever batch first encoded it: a resumed run sees the same text as an uninterrupted one.
-
-    Args:
-        spec: text encoder spec (fastt2i.text), loaded on first use.
-        device: where batches go.
-    """
-
-    def __init__(self, spec: str, device: torch.device, dims: tuple[int, int] | None = None):
-        self.spec, self.device, self.dims = spec, device, dims
-        self.rows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._encoder: Any = None
-
-    def encoder(self) -> Any:
-        if self._encoder is None:
-            from fastt2i.text import load_text_encoder
-
-            self._encoder = load_text_encoder(self.spec, device=self.device)
-        return self._encoder
-
-    @torch.no_grad()
-    def __call__(self, captions: list[str]) -> Text:
-        missing = sorted({c for c in captions if c not in self.rows})
-        for i in range(0, len(missing), 256):
-            chunk = missing[i:i + 256]
-            emb = self.encoder().encode(chunk)
-            got = (emb.tokens.shape[-1], emb.pooled.shape[-1])
-            if self.dims is not None and got != self.dims:
-                raise ConfigError(f"text encoder {self.spec!r} gives tokens/pooled of width {got[0]}/{got[1]}, but the "
-                                  f"models expect {self.dims[0]}/{self.dims[1]} (set generator.text_dim/pooled_dim "
-                                  "and discriminator.text_dim to match)")
-            for j, c in enumerate(chunk):
-                n = int(emb.mask[j].sum())
-                self.rows[c] = (emb.tokens[j, :n].float().cpu().half().float(),
-                                emb.pooled[j].float().cpu().half().float())
-        length = max(self.rows[c][0].shape[0] for c in captions)
-        dim = self.rows[captions[0]][0].shape[1]
-        tokens = torch.zeros(len(captions), length, dim)  # [B,L,D]
-        mask = torch.zeros(len(captions), length, dtype=torch.bool)  # [B,L]
-        for i, c in enumerate(captions):
-            t = self.rows[c][0]
-            tokens[i, :len(t)] = t
-            mask[i, :len(t)] = True
-        pooled = torch.stack([self.rows[c][1] for c in captions])  # [B,P]
-        return tokens.to(self.device), mask.to(self.device), pooled.to(self.device)
 
 
 class GigaGANTrainer(Trainer):
@@ -411,9 +353,6 @@ class GigaGANTrainer(Trainer):
 
     def evaluate(self) -> dict[str, Any] | None:
         """`metrics.evaluate_source` on the EMA generator through `GigaGANPipeline` (prompts: validation split)."""
-        from fastt2i.inference.gigagan import GigaGANPipeline
-        from fastt2i.metrics.sources import evaluate_source
-
         tc = self.train_cfg
         model = GigaGANPipeline(self.G_ema.eval(), self.text.encoder())  # same per-seed noise as `generate`
         return evaluate_source(
@@ -429,6 +368,4 @@ class GigaGANTrainer(Trainer):
 
 def step_seconds(config: GigaGANRunConfig, steps: int = 5, warmup: int = 1) -> list[float]:
     """Wall time of `steps` full training steps (D + G) on random images and captions (CPU benchmark helper)."""
-    from fastt2i.training.trainer import step_seconds as time_steps
-
     return time_steps(GigaGANTrainer, config, steps, warmup)

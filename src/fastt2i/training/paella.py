@@ -13,7 +13,6 @@ gradient clipping at 1 and an EMA of the denoiser; the export is a `PaellaPipeli
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError
+from fastt2i.evaluation import evaluate_source
+from fastt2i.inference.paella import PaellaPipeline
 from fastt2i.losses.token import paella_loss, renoise_tokens, sample_t
+from fastt2i.models.image_text import load_clip_model
 from fastt2i.models.paella.conditioning import ConditionDropout, sample_dropout
 from fastt2i.models.paella.config import PaellaConfig
 from fastt2i.models.paella.denoiser import PaellaDenoiser
+from fastt2i.models.paella.presets import PAELLA_PRESETS
+from fastt2i.models.paella.vqgan import VQGAN, VQGANConfig
+from fastt2i.text.batcher import TextBatcher
 from fastt2i.training.config import TrainConfig
-from fastt2i.training.gigagan import TextBatcher, load_clip_model
 from fastt2i.training.trainer import Trainer
+from fastt2i.training.trainer import step_seconds as time_steps
 
 DEFAULT_PROMPTS = ("grinning face", "red heart", "thumbs up", "cat face")
 RANDOM_TINY_VQGAN = "random-tiny"
 
 
 def _emoji64_model() -> PaellaConfig:
-    from fastt2i.models.paella.presets import PAELLA_PRESETS
-
     return PAELLA_PRESETS.build("emoji64")
 
 
@@ -116,8 +119,6 @@ class PaellaRunConfig:
 
 def random_tiny_vqgan(codebook_size: int, resolution: int = 16, seed: int = 0) -> nn.Module:
     """A randomly initialised tiny Paella VQGAN (widths 16/32, one block per level), identical for a given seed."""
-    from fastt2i.models.paella.vqgan import VQGAN, VQGANConfig
-
     cfg = VQGANConfig(resolution=resolution, channels=(16, 32), encoder_blocks=(1, 1), decoder_blocks=(1, 1),
                       mlp_ratio=2, codebook_size=codebook_size)
     with torch.random.fork_rng(devices=[]):
@@ -133,8 +134,6 @@ def load_vqgan(spec: str, codebook_size: int, resolution: int, device: torch.dev
     if spec == RANDOM_TINY_VQGAN:
         vq = random_tiny_vqgan(codebook_size, resolution)
     else:
-        from fastt2i.models.paella.vqgan import VQGAN
-
         path = Path(spec).expanduser()
         if (path / "export" / "config.json").is_file() and not (path / "config.json").is_file():
             path = path / "export"
@@ -267,8 +266,6 @@ class PaellaTrainer(Trainer):
     # ------------------------------------------------------------------------------------------------ outputs
     def pipeline(self) -> Any:
         """A `PaellaPipeline` over the frozen VQGAN, the EMA denoiser, the text encoder and the CLIP model."""
-        from fastt2i.inference.paella import PaellaPipeline
-
         return PaellaPipeline(self.vqgan, self.denoiser_ema.eval(), self.text.encoder(), self.clip,
                               text_encoder_spec=self.train_cfg.text_encoder, clip_model_spec=self.config.clip_model,
                               resolution=self.train_cfg.resolution)
@@ -288,8 +285,6 @@ class PaellaTrainer(Trainer):
 
     def evaluate(self) -> dict[str, Any] | None:
         """`metrics.evaluate_source` on the EMA denoiser through `PaellaPipeline` (prompts: validation split)."""
-        from fastt2i.metrics.sources import evaluate_source
-
         tc = self.train_cfg
         pipe = self.pipeline()
         kw = self._sample_kwargs()
@@ -311,6 +306,4 @@ class PaellaTrainer(Trainer):
 
 def step_seconds(config: PaellaRunConfig, steps: int = 5, warmup: int = 1) -> list[float]:
     """Wall time of `steps` training steps on random images and captions (text encoding kept out of the timing)."""
-    from fastt2i.training.trainer import step_seconds as time_steps
-
     return time_steps(PaellaTrainer, config, steps, warmup)

@@ -16,7 +16,6 @@ of reconstructions vs originals, and codebook usage (perplexity, % of codes used
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError, DataError
+from fastt2i.losses.perceptual import PerceptualLoss, load_perceptual_network
+from fastt2i.metrics.emoji import EmojiNetFeatures
+from fastt2i.metrics.sources import split_samples
+from fastt2i.metrics.stats import FeatureStats, frechet_distance_stats
 from fastt2i.models.paella.patchgan import PatchGAN, PatchGANConfig
 from fastt2i.models.paella.quantizer import code_histogram, perplexity_and_usage
 from fastt2i.models.paella.vqgan import VQGAN, VQGANConfig
 from fastt2i.training.config import TrainConfig
 from fastt2i.training.trainer import Trainer
+from fastt2i.training.trainer import step_seconds as time_steps
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def load_fd_network(spec: str, device: torch.device | str | None = None) -> nn.Module:
     """emoji-net features for FD: "emoji-net" (bundled) or an emoji-net export directory."""
-    from fastt2i.metrics.emoji import EmojiNetFeatures
-
     return EmojiNetFeatures(None if spec == "emoji-net" else spec).to(device or "cpu")
 
 
@@ -137,9 +139,6 @@ def evaluate_reconstruction(
         {"psnr_val", "l1_val", "fd_emojinet_recon_val" (if fd_net), "codebook_perplexity_val",
          "codebook_used_pct_val", "num_val"}; names end with the split.
     """
-    from fastt2i.metrics.sources import split_samples
-    from fastt2i.metrics.stats import FeatureStats, frechet_distance_stats
-
     dev = torch.device(device) if device is not None else next(vqgan.parameters()).device
     was_training = vqgan.training
     vqgan.eval()
@@ -191,8 +190,6 @@ class VQGANTrainer(Trainer):
         self.D = PatchGAN(cfg.disc).to(self.device) if cfg.gan_weight > 0 else None
         self.perceptual: nn.Module | None = None
         if cfg.perceptual_weight > 0:
-            from fastt2i.losses.perceptual import PerceptualLoss, load_perceptual_network
-
             net = load_perceptual_network(cfg.perceptual_net, self.device, resolution=cfg.perceptual_resolution)
             self.perceptual = PerceptualLoss(net).to(self.device)
         # Not wrapped in DDP (the quantizer rewrites dead codes in place and D runs in two phases): the networks start
@@ -280,8 +277,6 @@ class VQGANTrainer(Trainer):
     def _sample_images(self) -> torch.Tensor:
         """The first `sample_num` validation images (training images if the split is empty), loaded once."""
         if self._samples is None:
-            from fastt2i.metrics.sources import split_samples
-
             tc = self.train_cfg
             images: list[torch.Tensor] = []
             for split in ("val", "train"):
@@ -329,8 +324,6 @@ class VQGANTrainer(Trainer):
 
 def step_seconds(config: VQGANRunConfig, steps: int = 5, warmup: int = 1, gan: bool = True) -> list[float]:
     """Wall time of `steps` training steps on random images (CPU benchmark helper); `gan` forces the GAN phase on."""
-    from fastt2i.training.trainer import step_seconds as time_steps
-
     def gan_on(trainer: VQGANTrainer) -> None:
         trainer.cur_nimg = int(config.gan_start_kimg * 1000)
 

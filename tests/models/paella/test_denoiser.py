@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import load_pretrained
+from fastt2i.models import load_pretrained
 from fastt2i.models.paella.conditioning import (
     ConditionDropout,
     PaellaConditioner,

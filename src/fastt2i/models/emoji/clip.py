@@ -15,8 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastt2i.inference.serialization import PretrainedMixin, register_model
 from fastt2i.nn.convnet import ConvTrunk, resize_square
+from fastt2i.serialization import PretrainedMixin, register_model
+from fastt2i.text import load_text_encoder
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class EmojiCLIP(PretrainedMixin, nn.Module):
 
     def text_encoder(self):
         if self._text is None:
-            from fastt2i.text import load_text_encoder
-
             enc = load_text_encoder(self.config.text_encoder)
             if enc.pooled_dim != self.config.embed_dim:
                 raise ValueError(

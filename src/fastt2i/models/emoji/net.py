@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from fastt2i.inference.serialization import PretrainedMixin, register_model
+from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.nn.convnet import ConvTrunk, resize_square
 
 

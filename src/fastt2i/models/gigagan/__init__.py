@@ -4,6 +4,7 @@ from fastt2i.models.gigagan.config import GigaGANGeneratorConfig
 from fastt2i.models.gigagan.discriminator import GigaGANDiscriminator, GigaGANDiscriminatorConfig
 from fastt2i.models.gigagan.generator import GigaGANGenerator, MappingNetwork, SynthesisNetwork, TextPath
 from fastt2i.models.gigagan.presets import GIGAGAN_PRESETS
+from fastt2i.models.gigagan.truncation import conditional_w_mean, truncate, truncated_ws
 
 __all__ = [
     "GIGAGAN_PRESETS",
@@ -14,4 +15,7 @@ __all__ = [
     "MappingNetwork",
     "SynthesisNetwork",
     "TextPath",
+    "conditional_w_mean",
+    "truncate",
+    "truncated_ws",
 ]

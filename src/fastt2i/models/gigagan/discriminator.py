@@ -35,7 +35,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import PretrainedMixin, register_model
+from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.nn.attention import ATTENTION_KINDS, SelfAttention, TransformerBlock
 from fastt2i.nn.equalized import EqualConv2d, EqualLinear, scaled_lrelu
 

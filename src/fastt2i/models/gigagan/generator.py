@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import PretrainedMixin, register_model
+from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.models.gigagan.config import GigaGANGeneratorConfig
 from fastt2i.nn.attention import CrossAttention, FeedForward, SelfAttention, TransformerBlock
 from fastt2i.nn.equalized import EqualLinear

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import PretrainedMixin, register_model
+from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.models.paella.conditioning import PaellaCondition, PaellaConditioner
 from fastt2i.models.paella.config import PaellaConfig
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from fastt2i.config import Registry
 from fastt2i.errors import ConfigError
-from fastt2i.inference.serialization import PretrainedMixin, register_model
+from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.models.paella.quantizer import QuantizerOutput, VectorQuantizer
 
 DOWNSAMPLE = 4  # f: pixel-unshuffle x2 then one stride-2 conv

@@ -1,0 +1,106 @@
+"""`load_pipeline(name_or_path)`: the text-to-image pipeline for any export, chosen by the class in its config.json.
+
+    pipe = load_pipeline("gigagan-emoji64")               # a bundled model, by name
+    pipe = load_pipeline("runs/paella-emoji64")            # a run directory: its export/
+    images = pipe.generate(["red heart"], [0])             # [1,3,H,W] in [-1,1]
+
+A new family adds one line to `PIPELINES` (its export class -> its pipeline class with `from_pretrained`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fastt2i import assets
+from fastt2i.config import Registry
+from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline
+from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
+from fastt2i.serialization import CONFIG_NAME
+
+DEFAULT_MODEL = "gigagan-emoji64"
+
+PIPELINES: Registry = Registry("text-to-image export class")
+PIPELINES.register(GENERATOR_CLASS)(GigaGANPipeline)
+PIPELINES.register(BUNDLE_CLASS)(PaellaPipeline)
+
+
+def bundled_models() -> list[str]:
+    """Names of the text-to-image models shipped inside the package (directories of fastt2i/assets)."""
+    return sorted(d.name for d in assets.ROOT.iterdir()
+                  if (d / CONFIG_NAME).is_file() and _export_class(d) in PIPELINES)
+
+
+def _export_class(path: Path) -> str | None:
+    """The "class" of path/config.json, or None when it is missing or unreadable."""
+    try:
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("class") if isinstance(meta, dict) else None
+
+
+def resolve_model(name_or_path: str | Path | None = None) -> Path:
+    """The export directory a model argument names: a bundled model's name, an export, or a run dir with export/.
+
+    Args:
+        name_or_path: a bundled name (e.g. "gigagan-emoji64"), a directory, or None for the default model.
+    """
+    name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
+    bundled = assets.ROOT / name
+    if "/" not in name and name not in (".", "..") and (bundled / CONFIG_NAME).is_file():
+        return bundled
+    if name_or_path is None:
+        raise AssetNotFoundError(f"the bundled default model {DEFAULT_MODEL} is not installed; pass a model "
+                                 "(--model DIR: an export or run directory)")
+    p = Path(name).expanduser()
+    if (p / "export" / CONFIG_NAME).is_file():
+        return p / "export"
+    if not p.exists():
+        raise AssetNotFoundError(f"{name!r} is neither a bundled model ({', '.join(bundled_models()) or 'none'}) nor "
+                                 "an existing export or run directory")
+    if not (p / CONFIG_NAME).is_file():
+        raise AssetNotFoundError(f"{p} is not a fastt2i export: no {CONFIG_NAME} in it (nor an export/ with one)")
+    return p
+
+
+def model_class(name_or_path: str | Path | None = None) -> str:
+    """The export class ("gigagan-generator", "paella-pipeline", ...) of what a model argument names, without loading.
+
+    Args:
+        name_or_path: as for `load_pipeline`.
+    """
+    path = resolve_model(name_or_path)
+    cls_name = _export_class(path)
+    if cls_name is None:
+        raise ConfigError(f"cannot read {path / CONFIG_NAME}: not a fastt2i export config")
+    return cls_name
+
+
+def load_pipeline(
+    name_or_path: str | Path | None = None,
+    *,
+    device: torch.device | str | None = None,
+    text_encoder: str | nn.Module | None = None,
+    **kw: Any,
+) -> Any:
+    """The pipeline (`generate(prompts, seeds, ...)`) for any text-to-image export, picked by its config's class.
+
+    Args:
+        name_or_path: a bundled model's name, an export directory, or a run directory with export/ (default: the
+            bundled gigagan-emoji64).
+        device: where the pipeline goes (default CPU).
+        text_encoder: override the text encoder the export names (a spec string or an encoder object).
+        **kw: passed to the pipeline's `from_pretrained` (e.g. clip_model= for Paella).
+    """
+    path = resolve_model(name_or_path)
+    cls_name = model_class(path)
+    if cls_name not in PIPELINES:
+        raise ConfigError(f"{path} holds a {cls_name!r} export, which is not a text-to-image model; pipelines exist "
+                          f"for: {', '.join(PIPELINES.names())}")
+    return PIPELINES.get(cls_name).from_pretrained(path, device=device, text_encoder=text_encoder, **kw)

@@ -1,0 +1,75 @@
+"""`load_pipeline`: one loader for every export (bundled name, export, run dir, Paella bundle), by its config's class."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from paellafx import tiny_pipeline
+
+import fastt2i.assets
+from fastt2i.errors import AssetNotFoundError, ConfigError
+from fastt2i.inference import (
+    PIPELINES,
+    GigaGANPipeline,
+    PaellaPipeline,
+    bundled_models,
+    load_pipeline,
+    model_class,
+    resolve_model,
+)
+from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANGenerator
+from fastt2i.models.paella.vqgan import VQGAN, VQGANConfig
+
+
+@pytest.fixture()
+def gigagan_run(tmp_path):
+    cfg = dataclasses.replace(GIGAGAN_PRESETS.build("tiny"), text_encoder="t5-tiny-random")
+    torch.manual_seed(0)
+    GigaGANGenerator(cfg).save_pretrained(tmp_path / "run" / "export", text_encoder="t5-tiny-random")
+    return tmp_path / "run"
+
+
+def test_each_export_class_gets_its_pipeline(gigagan_run, tmp_path):
+    for where in (gigagan_run, gigagan_run / "export"):  # a run dir resolves to its export/
+        pipe = load_pipeline(where)
+        assert isinstance(pipe, GigaGANPipeline) and model_class(where) == "gigagan-generator"
+        assert pipe.generate(["a cat"], [0]).shape == (1, 3, 16, 16)
+    tiny_pipeline(token_hw=4).save_pretrained(tmp_path / "paella")
+    paella = load_pipeline(tmp_path / "paella")
+    assert isinstance(paella, PaellaPipeline) and paella.resolution == 16
+    # the loader passes the text-encoder override through to the pipeline
+    assert load_pipeline(gigagan_run, text_encoder="t5-tiny-random").text_encoder.name == "t5-tiny-random"
+
+
+def test_bundled_models_by_name_and_as_the_default():
+    assert "gigagan-emoji64" in bundled_models()
+    assert resolve_model(None) == resolve_model("gigagan-emoji64") == fastt2i.assets.ROOT / "gigagan-emoji64"
+    assert model_class("gigagan-emoji64") == "gigagan-generator"
+    # emoji-clip is a bundled export but not a text-to-image model: it is not offered as one
+    assert "emoji-clip" not in bundled_models()
+
+
+def test_non_pipeline_exports_and_bad_paths_are_refused(tmp_path, monkeypatch):
+    VQGAN(VQGANConfig(resolution=16, channels=(8, 16), encoder_blocks=(1, 1), decoder_blocks=(1, 1),
+                      codebook_size=16)).save_pretrained(tmp_path / "vq")
+    with pytest.raises(ConfigError, match=r"holds a 'paella-vqgan' export, which is not a text-to-image model"):
+        load_pipeline(tmp_path / "vq")
+    with pytest.raises(AssetNotFoundError, match=r"neither a bundled model .* nor an existing export"):
+        load_pipeline(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AssetNotFoundError, match=r"not a fastt2i export: no config.json"):
+        load_pipeline(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"cannot read .*config.json"):
+        load_pipeline(tmp_path / "bad")
+    monkeypatch.setattr(fastt2i.assets, "ROOT", tmp_path / "empty")
+    with pytest.raises(AssetNotFoundError, match=r"default model gigagan-emoji64 is not installed"):
+        load_pipeline()
+
+
+def test_a_new_family_is_one_registry_line():
+    assert set(PIPELINES.names()) == {"gigagan-generator", "paella-pipeline"}
+    assert all(callable(getattr(PIPELINES.get(n), "from_pretrained", None)) for n in PIPELINES.names())
