@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_MODEL = "gigagan-emoji64"
+from fastt2i.inference.loader import DEFAULT_MODEL
 
 EXAMPLES = """examples:
   fastt2i generate "a red heart" "a smiling cat face" --seeds 0-7 -o grid.png
@@ -91,7 +91,7 @@ def _sampler_options_given(args: argparse.Namespace) -> list[str]:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model / --text-encoder / --device, shared with `fastt2i edit`."""
-    p.add_argument("--model", help=f"export or run directory (default: the bundled {DEFAULT_MODEL})")
+    p.add_argument("--model", help=f"a bundled model's name, an export or a run directory (default: the bundled {DEFAULT_MODEL})")
     p.add_argument("--text-encoder", metavar="SPEC",
                    help="override the text encoder recorded in the export (e.g. clip:/models/clip-vit-large-patch14)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
