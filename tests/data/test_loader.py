@@ -65,8 +65,8 @@ def test_map_ranks_disjoint_and_cover_global_batch(npz_ds):
 
 def test_workers_match_single_process_and_aggregate_stats(folder_ds):
     ds = open_dataset(folder_ds, resolution=8)
-    it0 = make_loader(ds, 4, seed=5)
-    it2 = make_loader(ds, 4, seed=5, num_workers=2)
+    it0 = make_loader(ds, 4, seed=5, in_memory=False)  # the streaming path (test_in_memory compares the two)
+    it2 = make_loader(ds, 4, seed=5, num_workers=2, in_memory=False)
     a, b = _take(it0, 8), _take(it2, 8)
     assert _same(a, b)
     assert it2.stats.to_dict() == it0.stats.to_dict() and it2.stats.n_skipped > 0 and it2.stats.converted

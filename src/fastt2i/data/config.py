@@ -13,6 +13,7 @@ from fastt2i.errors import ConfigError
 MAX_PIXELS = 89_478_485
 MAX_IMAGE_BYTES = 64 << 20  # 64 MiB: an encoded image member of a shard (a 16k x 16k JPEG is well under this)
 MAX_CAPTION_BYTES = 64 << 10  # 64 KiB: a caption file / member (far above any text encoder's context)
+MAX_MEMORY_BYTES = 4 << 30  # 4 GiB: decoded uint8 images make_loader keeps in memory by default (emoji64: 148 MB)
 
 FORMATS = ("auto", "folder", "manifest", "shards", "npz")
 SPLITS = ("train", "val", "all")

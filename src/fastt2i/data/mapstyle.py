@@ -15,9 +15,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from fastt2i.data.config import DataConfig
+from fastt2i.data.memory import MemoryImages
 from fastt2i.data.stats import POS, SKIP
 from fastt2i.data.text import decode_text, read_caption_file, text_conv
-from fastt2i.data.transforms import BadSample, flip_decision, in_split, make_sample
+from fastt2i.data.transforms import BadSample, flip_decision, in_split, make_sample, usable_caption
 from fastt2i.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -77,6 +78,10 @@ class MapDataset(Dataset, abc.ABC):
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} samples")
         i = i % len(self)
+        c = self.cfg
+        return self._sample(i, pos, flip=c.hflip and flip_decision(c.seed, self.keys[i], pos))
+
+    def _sample(self, i: int, pos: int, *, flip: bool, as_uint8: bool = False) -> dict[str, Any]:
         key = self.keys[i]
         c = self.cfg
         try:
@@ -85,11 +90,23 @@ class MapDataset(Dataset, abc.ABC):
             return {"key": key, SKIP: e.reason, POS: pos}
         except Exception:  # noqa: BLE001 - an unreadable caption file etc. is a bad sample, not a crash
             return {"key": key, SKIP: "unreadable", POS: pos}
-        flip = c.hflip and flip_decision(c.seed, key, pos)
         out = make_sample(src, caption, key, resolution=c.resolution, flip=flip, min_size=c.min_size,
-                          missing_caption=c.missing_caption, max_pixels=c.max_pixels, text_conv=tconv)
+                          missing_caption=c.missing_caption, max_pixels=c.max_pixels, text_conv=tconv,
+                          as_uint8=as_uint8)
         out[POS] = pos
         return out
+
+    def decode_uint8(self, i: int) -> dict[str, Any]:
+        """Sample i unflipped, its image as the uint8 array [R,R,3] (or its skip marker): what `in_memory` stores."""
+        return self._sample(i, 0, flip=False, as_uint8=True)
+
+    def memory_bytes(self) -> int:
+        """Bytes the decoded uint8 images take in memory (len x R x R x 3): what `make_loader(in_memory=)` weighs."""
+        return len(self) * self.cfg.resolution ** 2 * 3
+
+    def direct_memory(self) -> "MemoryImages | None":
+        """The in-memory form built without decoding anything (None: decode every sample with `decode_uint8`)."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cfg.path!r}, n={len(self)}, split={self.cfg.split}, R={self.cfg.resolution})"
@@ -333,6 +350,7 @@ class NpzDataset(MapDataset):
                 keys = alt
         self._keep(keys, list(range(n)))
         self._images: np.ndarray | None = None
+        self._image_shape, self._image_dtype = tuple(shape), heads["images"][1]
 
     def _array(self) -> np.ndarray:
         if self._images is None:  # forked workers share the parent's array; spawned ones load their own
@@ -344,6 +362,34 @@ class NpzDataset(MapDataset):
         st = dict(self.__dict__)
         st["_images"] = None  # do not pickle 150 MB into spawned workers; each loads its own
         return st
+
+    def _direct(self) -> bool:
+        """True when the stored array is already what the loader serves: uint8 RGB at R x R (nothing to decode)."""
+        shape, r, c = self._image_shape, self.cfg.resolution, self.cfg
+        return (self._image_dtype == np.uint8 and len(shape) == 4 and shape[1:] == (r, r, 3)
+                and r >= c.min_size)
+
+    def memory_bytes(self) -> int:
+        """Bytes of the in-memory form: the file's whole array when it is served as it is, else len x R x R x 3."""
+        if self._direct():
+            return int(np.prod(self._image_shape))
+        return super().memory_bytes()
+
+    def direct_memory(self) -> MemoryImages | None:
+        """When the npz holds uint8 RGB images at the training resolution: the file's own array, not copied.
+
+        The images array this dataset already loads becomes the store as it is (a zero-copy torch view), with a row
+        index for the kept split; captions go through the same checks as `ds[i]`. None: images need decoding or a
+        resize (grayscale / RGBA arrays, another resolution), done once per image by `decode_uint8`.
+        """
+        if not self._direct():
+            return None
+        c = self.cfg
+        captions: list[str | None] = []
+        for i in range(len(self)):
+            captions.append(usable_caption(self._source(i)[1], c.missing_caption))
+        rows = np.asarray(self._items, dtype=np.int64)
+        return MemoryImages.from_array(self._array(), rows, self.keys, captions)
 
     def metadata(self, i: int) -> dict[str, str]:
         """All string fields of kept item i (style, category, hexcode...)."""

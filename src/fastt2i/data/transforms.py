@@ -77,14 +77,41 @@ def mix64(*values: int) -> int:
     return h
 
 
+_U64 = np.uint64
+
+
+def mix64_array(*values: int | np.ndarray) -> np.ndarray:
+    """`mix64` element-wise over integer arrays (broadcast): element k is mix64(v0[k], v1[k], ...), as uint64.
+
+    Lets the in-memory loader decide a whole batch's flips at once, bit-identical to the per-sample `flip_decision`.
+    """
+    h = np.full((), 0x9E3779B97F4A7C15, np.uint64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2**64, which is what mix64 spells with & _MASK64
+        for v in values:
+            v = _U64(int(v) & _MASK64) if isinstance(v, (int, np.integer)) else np.asarray(v).astype(np.uint64)
+            h = (h ^ v) + _U64(0x9E3779B97F4A7C15)
+            z = (h ^ (h >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+            h = z ^ (z >> _U64(31))
+    return np.asarray(h, dtype=np.uint64)
+
+
 def str_seed(s: str) -> int:
     """A stable integer from a string (Python's hash() is salted per process, so never use it for this)."""
     return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
 
 
+FLIP_SALT = 0xF11F
+
+
 def flip_decision(seed: int, key: str, salt: int) -> bool:
     """Whether to mirror the sample `key` asked for at stream position `salt` (deterministic)."""
-    return bool(mix64(seed, str_seed(key), salt, 0xF11F) & 1)
+    return bool(mix64(seed, str_seed(key), salt, FLIP_SALT) & 1)
+
+
+def flip_decisions(seed: int, key_seeds: np.ndarray, salts: np.ndarray) -> np.ndarray:
+    """`flip_decision` for a batch: key_seeds [B] (`str_seed` of each key, uint64), salts [B] -> bool [B]."""
+    return (mix64_array(seed, key_seeds, salts, FLIP_SALT) & _U64(1)).astype(bool)
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
@@ -204,9 +231,25 @@ def to_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
+def uint8_to_float_table() -> np.ndarray:
+    """float32 [256]: the value `to_tensor` gives each uint8 level (computed by `to_tensor` itself)."""
+    levels = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)  # [1,256,3]
+    return to_tensor(Image.fromarray(levels, "RGB"))[0, 0].numpy().copy()  # [256]
+
+
+def usable_caption(caption: Any, missing_caption: str = "skip") -> str | None:
+    """The caption a sample is served with, or None when it is missing and `missing_caption` is "skip".
+
+    None and NaN (a blank table cell) are missing; with missing_caption="empty" they become "".
+    """
+    if caption is None or (isinstance(caption, float) and math.isnan(caption)):
+        return "" if missing_caption == "empty" else None
+    return str(caption)
+
+
 def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, flip: bool = False,
                 min_size: int = 0, missing_caption: str = "skip", max_pixels: int = MAX_PIXELS,
-                text_conv: Sequence[str] = ()) -> dict[str, Any]:
+                text_conv: Sequence[str] = (), as_uint8: bool = False) -> dict[str, Any]:
     """Decode + convert + crop one sample; never raises on bad data, returns a skip marker instead.
 
     Args:
@@ -219,14 +262,16 @@ def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, fli
         missing_caption: "skip" or "empty".
         max_pixels: skip ("too_large") an encoded image declaring more pixels.
         text_conv: conversions already applied to the caption (e.g. "caption_cp1252"), counted with the image's.
+        as_uint8: return the image as the uint8 array [R,R,3] that the float tensor is made from (the in-memory
+            loader stores these and converts at serving time, with the same arithmetic as `to_tensor`).
 
     Returns:
-        {"image": [3,R,R] float32 in [-1,1], "caption", "key", "_conv", "_size"} or {"key", "_skip": reason}.
+        {"image": [3,R,R] float32 in [-1,1] (as_uint8: uint8 [R,R,3]), "caption", "key", "_conv", "_size"} or
+        {"key", "_skip": reason}.
     """
-    if caption is None or (isinstance(caption, float) and math.isnan(caption)):  # None or NaN from a table
-        if missing_caption != "empty":
-            return {"key": key, SKIP: "missing_caption"}
-        caption = ""
+    caption = usable_caption(caption, missing_caption)
+    if caption is None:
+        return {"key": key, SKIP: "missing_caption"}
     try:
         if isinstance(src, Image.Image):
             size = src.size
@@ -243,8 +288,8 @@ def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, fli
         im = resize_center_crop(im, resolution)
         if flip:
             im = im.transpose(Image.FLIP_LEFT_RIGHT)
-        return {"image": to_tensor(im), "caption": str(caption), "key": key, CONV: (*conv, *text_conv),
-                SIZE: tuple(size)}
+        image = np.array(im, dtype=np.uint8) if as_uint8 else to_tensor(im)  # [R,R,3] / [3,R,R]
+        return {"image": image, "caption": caption, "key": key, CONV: (*conv, *text_conv), SIZE: tuple(size)}
     except BadSample as e:
         return {"key": key, SKIP: e.reason}
     except Exception:  # noqa: BLE001 - anything else from a decoder is still just a bad file
