@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.loader import load_pipeline
+from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline, parse_dtype
+from fastt2i.inference.loader import load_pipeline, model_class
 from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
 from fastt2i.metrics.sources import GenerateFn, model_batches, reference_batches, split_samples
 
@@ -46,6 +47,7 @@ def evaluate_source(
     step: int | None = None,
     kimg: float | None = None,
     progress: bool = True,
+    dtype: str | torch.dtype | None = None,
 ) -> dict[str, Any]:
     """`fastt2i eval` as a function, for the CLI and for trainers (`Trainer.evaluate` every `eval_kimg`).
 
@@ -58,10 +60,17 @@ def evaluate_source(
         extractor_paths: {role: weights path} for the feature networks (default: each role's default/bundled one).
         run_dir: append the records to run_dir/metrics.jsonl (a run-directory model defaults to itself).
         step, kimg: training progress recorded with the records.
+        dtype: compute dtype of a GigaGAN model's synthesis ("fp32", "bf16"; None = the pipeline's own, fp32 when
+            loaded here); a GigaGANPipeline passed in gets it for this evaluation only.
     Returns:
         {recorded metric name: value}.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    low_precision = dtype is not None and parse_dtype(dtype) != torch.float32
+    if low_precision and not isinstance(model, GigaGANPipeline) and (
+            not isinstance(model, (str, Path)) or str(model).startswith("reference:")
+            or model_class(model) != GENERATOR_CLASS):
+        raise ConfigError(f"dtype={dtype!r} applies to GigaGAN models only, not to {model}")
     specs = parse_metrics(metrics)
     paths = extractor_paths or {}
     extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(dev)
@@ -80,12 +89,19 @@ def evaluate_source(
             path = Path(model).expanduser()
             if run_dir is None and (path / "export").is_dir():
                 run_dir = path
-            model = load_pipeline(model, device=dev).eval()
+            model = load_pipeline(model, device=dev, **({"dtype": dtype} if low_precision else {})).eval()
         generate = generate_fn(model)
         fake = lambda: model_batches(generate, samples(prompt_split), num, batch_size, seed)  # noqa: E731
     real_key = {"dataset": dataset_fingerprint(data), "split": real_split, "split_by": split_by,
                 "resolution": resolution, "caption_field": caption_field}
-    return evaluate(list(specs), fake, samples(real_split), num=num, extractors=extractors, real_key=real_key,
-                    run_dir=run_dir, seed=seed, step=step, kimg=kimg, progress=progress,
-                    extra={"model": str(label), "data": str(data), "prompt_split": prompt_split,
-                           "real_split": real_split})
+    restore = model.dtype if isinstance(model, GigaGANPipeline) else None
+    if restore is not None and dtype is not None:
+        model.dtype = dtype
+    try:
+        return evaluate(list(specs), fake, samples(real_split), num=num, extractors=extractors, real_key=real_key,
+                        run_dir=run_dir, seed=seed, step=step, kimg=kimg, progress=progress,
+                        extra={"model": str(label), "data": str(data), "prompt_split": prompt_split,
+                               "real_split": real_split, **({"dtype": str(dtype)} if low_precision else {})})
+    finally:
+        if restore is not None:
+            model.dtype = restore

@@ -92,18 +92,18 @@ def test_img2img_starts_from_the_noised_input_at_t_start(pipe, monkeypatch):
     img = images(1, 32, seed=3)
     known = pipe.tokenize(img)  # [1,8,8]
     calls = []
-    real = pipe.model_fn
+    real = pipe.guided_logits
 
-    def spy(tokens, t, cond):
+    def spy(tokens, t, cond, uncond, w, **kw):
         calls.append((tokens.clone(), t.clone()))
-        return real(tokens, t, cond)
+        return real(tokens, t, cond, uncond, w, **kw)
 
-    monkeypatch.setattr(pipe, "model_fn", spy)
+    monkeypatch.setattr(pipe, "guided_logits", spy)
     seeds = list(range(16))
     part = img2img(pipe, img, "a cat", seeds, t_start=0.25, return_tokens=True, **KW)[1]
     # the sampler runs from t_start down: 0.25, 1/6, 1/12 (one batched CFG forward of 2 x 16 each)
     assert [round(float(t[0]), 4) for _, t in calls] == [0.25, 0.1667, 0.0833]
-    first = calls[0][0][:16]  # the conditional half of the first forward: the input noised to t = 0.25
+    first = calls[0][0]  # the tokens of the first step: the input noised to t = 0.25
     kept = (first == known).float().mean().item()
     assert 0.65 < kept < 0.85, kept  # ~ 1 - 0.25 (+ 0.25/K chance matches)
     calls.clear()

@@ -131,3 +131,100 @@ def test_eval_sources_load_and_sample_the_pipeline(pipe, export):
     captions = [c for b in batches for c in b["caption"]]
     assert captions == [PROMPTS[0], PROMPTS[1], PROMPTS[2], PROMPTS[0], PROMPTS[1]]
     torch.testing.assert_close(images, pipe.generate(captions, list(range(10, 15))), atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def soft_export(tmp_path_factory) -> Path:
+    """A tiny export whose images are mostly unsaturated (small toRGB weights) and whose noise inputs matter."""
+    cfg = dataclasses.replace(GIGAGAN_PRESETS.build("tiny"), text_encoder="t5-tiny-random")
+    torch.manual_seed(1)
+    g = GigaGANGenerator(cfg)
+    with torch.no_grad():
+        for torgb in g.synthesis.torgb:
+            torgb.conv.weight.mul_(0.05)
+        for m in g.modules():
+            if hasattr(m, "noise_strength"):
+                m.noise_strength.fill_(0.3)
+    path = tmp_path_factory.mktemp("soft") / "export"
+    g.save_pretrained(path, text_encoder="t5-tiny-random")
+    return path
+
+
+def test_bf16_synthesis_is_close_to_fp32_and_still_per_seed(soft_export):
+    fp32 = GigaGANPipeline.from_pretrained(soft_export)
+    bf16 = GigaGANPipeline.from_pretrained(soft_export, dtype="bf16")
+    assert fp32.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+    # weights, w_avg and every buffer stay fp32: only the synthesis computes in bf16
+    assert all(t.dtype == torch.float32 for t in [*bf16.generator.parameters(), *bf16.generator.buffers()]
+               if t.is_floating_point())
+    prompts, seeds = [PROMPTS[0], PROMPTS[1], PROMPTS[2], PROMPTS[0]], [4, 0, 7, 2]
+    a, b = fp32.generate(prompts, seeds), bf16.generate(prompts, seeds)
+    assert b.shape == a.shape == (4, 3, 16, 16) and b.dtype == torch.float32
+    assert (a.abs() > 0.999).float().mean() < 0.1  # mostly unsaturated: the comparison means something
+    diff = (a - b).abs()
+    assert 0 < diff.mean() < 0.05 and diff.max() < 0.25  # bf16 really ran, and stays close
+    # same seed, same image alone or in a batch (bf16 roundings may differ by a few ulps between batch sizes)
+    for i in (0, 3):
+        torch.testing.assert_close(bf16.generate([prompts[i]], [seeds[i]])[0], b[i], atol=1e-2, rtol=0)
+    torch.testing.assert_close(bf16.generate(prompts, seeds), b)  # and run to run
+    # truncation (its maths stay fp32) changes nothing about that
+    t32, t16 = fp32.generate(prompts, seeds, 0.5), bf16.generate(prompts, seeds, 0.5)
+    assert (t32 - t16).abs().mean() < 0.05
+    bf16.dtype = "fp32"
+    torch.testing.assert_close(bf16.generate(prompts, seeds), a)
+    with pytest.raises(ConfigError, match="dtype"):
+        GigaGANPipeline.from_pretrained(soft_export, dtype="int8")
+    with pytest.raises(ConfigError, match="dtype"):
+        bf16.dtype = "half-ish"
+
+
+def test_generate_returns_ordinary_tensors(pipe):
+    x = pipe.generate(PROMPTS[:1], [0])
+    assert not x.is_inference() and not x.requires_grad
+    x.add_(1)  # callers may modify the images in place
+
+
+def test_truncation_reuses_each_prompts_conditional_mean(soft_export, monkeypatch):
+    import fastt2i.inference.gigagan as gigagan_pipeline
+
+    pipe = GigaGANPipeline.from_pretrained(soft_export, w_mean_cache_size=2)
+    uncached = GigaGANPipeline(pipe.generator, pipe.text_encoder, w_mean_cache_size=0).eval()
+    calls: list[int] = []
+    real = gigagan_pipeline.conditional_w_mean
+
+    def counting(G, t_global, **kw):
+        calls.append(t_global.shape[0])
+        return real(G, t_global, **kw)
+
+    monkeypatch.setattr(gigagan_pipeline, "conditional_w_mean", counting)
+    a, b, c = PROMPTS
+    first = pipe.generate([a, b, a], [0, 1, 2], truncation_psi=0.5)
+    assert calls == [2]  # two distinct prompts, one mapping pass over their latents
+    torch.testing.assert_close(first, uncached.generate([a, b, a], [0, 1, 2], truncation_psi=0.5), atol=1e-5, rtol=0)
+    again = pipe.generate([b, a], [1, 0], truncation_psi=0.7)  # the mean does not depend on psi: reused
+    assert calls == [2]
+    torch.testing.assert_close(again, uncached.generate([b, a], [1, 0], truncation_psi=0.7), atol=1e-5, rtol=0)
+    assert torch.equal(pipe.generate([a], [3]), uncached.generate([a], [3]))  # psi = 1 needs no mean
+    assert calls == [2]
+    pipe.generate([c], [0], truncation_psi=0.5)  # a third prompt: the least recently used (b) goes
+    assert calls == [2, 1] and list(pipe._w_means) == [a, c]
+    with torch.no_grad():  # new weights (a training step, an EMA copy): the cached means are stale
+        pipe.generator.mapping.layers[0].weight.mul_(1.5)
+    fresh = pipe.generate([a], [0], truncation_psi=0.5)
+    assert calls == [2, 1, 1]
+    torch.testing.assert_close(fresh, uncached.generate([a], [0], truncation_psi=0.5), atol=1e-5, rtol=0)
+    assert not torch.allclose(fresh, first[:1])
+
+
+def test_generate_and_eval_clis_take_a_dtype(soft_export, tmp_path, capsys):
+    from fastt2i.cli.eval import parse
+    from fastt2i.evaluation import evaluate_source
+
+    out = tmp_path / "grid.png"
+    rc = main(["generate", "--model", str(soft_export), PROMPTS[0], "--seeds", "0-1", "-o", str(out),
+               "--device", "cpu", "--dtype", "bf16"])
+    assert rc == 0 and out.is_file() and "1 prompts x 2 seeds" in capsys.readouterr().out
+    assert parse(["--model", "m", "--data", "d", "--dtype", "bf16"]).dtype == "bf16"
+    assert parse(["--model", "m", "--data", "d"]).dtype == "fp32"
+    with pytest.raises(ConfigError, match="GigaGAN models only"):
+        evaluate_source("reference:noise", "unused.npz", metrics="fd_emojinet", num=1, dtype="bf16")

@@ -125,32 +125,38 @@ def test_nan_in_a_loss_stops_naming_the_term(tmp_path, npz_data, monkeypatch):
 
 def test_matching_term_gets_only_mismatched_pairs(tmp_path, monkeypatch):
     t = built(tiny(tmp_path))
-    calls, d_calls = [], []
-    real_mismatch = gg.mismatch_text
+    indices, text_calls, judged = [], [], []
+    real_index = gg.try_mismatch_index
 
-    def spy(index, tokens, mask, pooled):
-        out = real_mismatch(index, tokens, mask, pooled)
-        calls.append((index.clone(), out[2]))
-        return out
+    def spy_index(*args, **kwargs):
+        idx = real_index(*args, **kwargs)
+        indices.append(idx)
+        return idx
 
-    monkeypatch.setattr(gg, "mismatch_text", spy)
+    monkeypatch.setattr(gg, "try_mismatch_index", spy_index)
     D = t.unwrap(t.D)
-    judge = D.judge
-    monkeypatch.setattr(D, "judge", lambda pyr, texts: d_calls.extend(text[2] for text in texts) or judge(pyr, texts))
+    descriptor, judge_many = D.text_descriptor, D.judge_many
+    monkeypatch.setattr(D, "text_descriptor", lambda *text: text_calls.append(text[2]) or descriptor(*text))
+    monkeypatch.setattr(D, "judge_many", lambda pyrs, ts: judged.append((len(pyrs), ts)) or judge_many(pyrs, ts))
     captions = ["a", "a", "b", "b", "c", "c", "d", "e"]  # duplicates must never count as mismatches
     for step in range(4):
-        calls.clear(), d_calls.clear()
+        indices.clear(), text_calls.clear(), judged.clear()
         out = t.d_step(batch(captions=captions)["image"], captions, t.text(captions), step)
-        assert len(calls) == 1
-        index, pooled = calls[0]
+        assert len(indices) == 1 and indices[0] is not None
+        index = indices[0]
         assert all(captions[int(j)] != captions[i] for i, j in enumerate(index)), index
-        # D judged both real and fake images under exactly those mismatched captions
-        assert sum(p is pooled for p in d_calls) == 2 and len(d_calls) == 4
+        # D's text transformer ran once (R1 included: fp32 reuses the main pass); the mismatched t_D is that one
+        # re-indexed, and D judged real and fake images under the matched and the mismatched t_D in one call
+        assert len(text_calls) == 1
+        assert len(judged) == 1
+        n_sets, descriptors = judged[0]
+        assert n_sets == 2 and len(descriptors) == 2
+        assert torch.equal(descriptors[1], descriptors[0][index])
         assert float(out["loss/d_match"].detach()) > 0
     same = ["x"] * 8  # cannot be mismatched: skipped with a logged 0
-    calls.clear()
+    judged.clear()
     out = t.d_step(batch()["image"], same, t.text(same), 1)
-    assert calls == [] and float(out["loss/d_match"]) == 0.0
+    assert len(judged[0][1]) == 1 and float(out["loss/d_match"]) == 0.0
     t2 = built(tiny(tmp_path, "off", matching_aware=False))
     assert "loss/d_match" not in t2.d_step(batch()["image"], captions, t2.text(captions), 1)
 
@@ -208,7 +214,8 @@ def test_sample_grid_is_fixed_prompts_by_seeds(tmp_path):
     assert grid.shape == (len(cfg.sample_prompts) * len(cfg.sample_seeds), 3, 16, 16)
     assert torch.equal(grid, t.sample_grid())  # deterministic (const noise, per-seed z)
     one = t.generate([cfg.sample_prompts[1]], [cfg.sample_seeds[1]]).clamp(-1, 1)
-    torch.testing.assert_close(one[0], grid[len(cfg.sample_seeds) + 1], atol=1e-5, rtol=1e-5)  # batch-independent
+    # batch-independent up to fp32 rounding (oneDNN picks convolution kernels by batch size)
+    torch.testing.assert_close(one[0], grid[len(cfg.sample_seeds) + 1], atol=1e-4, rtol=1e-4)
 
 
 def test_ablation_presets_resolve_and_switch_components(capsys):

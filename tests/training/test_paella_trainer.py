@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -160,3 +161,20 @@ def test_cli_tiny_run_exports_a_bundle_and_samples(tmp_path, npz16):
     pipe = PaellaPipeline.from_pretrained(run / "export")
     images = pipe.generate(["a cat"], [0], steps=2)
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_bf16_training_steps_stay_finite_with_fp32_loss_ema_and_optimizer(tmp_path):
+    cfg = tiny(tmp_path, dropout=ConditionDropout(0.0, 0.0, 0.0))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision="bf16"))
+    trainer = built(cfg)
+    seen = []
+    trainer.denoiser.out_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
+    captions = [f"toy {i}" for i in range(8)]
+    losses = [float(trainer.train_step({"image": images, "caption": captions}, s)["loss/ce"]) for s in range(8)]
+    assert seen and set(seen) == {torch.bfloat16}  # the denoiser really ran under bf16 autocast
+    assert all(math.isfinite(v) for v in losses) and sum(losses[-3:]) < sum(losses[:3])
+    assert all(p.dtype == torch.float32 for p in trainer.denoiser.parameters())
+    assert all(p.dtype == torch.float32 for p in trainer.denoiser_ema.parameters())
+    assert all(v.dtype == torch.float32 for st in trainer.opt.state.values() for k, v in st.items() if k != "step")

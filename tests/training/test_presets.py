@@ -106,6 +106,8 @@ def test_presets_live_in_training_not_in_the_cli():
     for fn in tree.body:
         if isinstance(fn, ast.FunctionDef):
             assert not [n for n in ast.walk(fn) if n is not fn and isinstance(n, (ast.FunctionDef, ast.Lambda))]
+    # benchmarks/train_step.py times older revisions too, whose presets lived in the CLI: its fallback may name them
+    exempt = {Path(__file__).resolve(), ROOT / "benchmarks" / "train_step.py"}
     users = [p for d in ("tests", "benchmarks") for p in (ROOT / d).rglob("*.py")
-             if p != Path(__file__).resolve() and "fastt2i.cli.train import" in p.read_text()]
+             if p not in exempt and "fastt2i.cli.train import" in p.read_text()]
     assert not users, f"import presets from fastt2i.training.presets, not the CLI: {users}"

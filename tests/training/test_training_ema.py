@@ -44,3 +44,29 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_multi_tensor_update_is_bit_identical_to_the_per_parameter_lerp(dtype):
+    torch.manual_seed(0)
+    model = nn.ParameterList([nn.Parameter(torch.randn(n, dtype=dtype) * 10.0 ** e)
+                              for n, e in [(1, 0), (7, -3), (33, 2), (1000, 0), (4099, -1)]])
+    model.register_buffer("count", torch.zeros(3))
+    ema = EMA(model, ema_kimg=0.5, rampup=0.05)
+    reference = [p.detach().clone() for p in ema.module.parameters()]
+    betas = set()
+    nimg = 0
+    for _ in range(60):  # the ramp-up's first steps (beta 0, then < 1/2) and the plateau (beta > 1/2)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0.9).add_(torch.randn_like(p) * p.abs().mean())
+            model.count.add_(1)
+        beta = ema.update(model, nimg, 32)
+        betas.add(beta > 0.5)
+        for r, p in zip(reference, model.parameters()):
+            r.copy_(p.detach().lerp(r, beta))  # the loop the multi-tensor update replaced
+        nimg += 32
+        for r, e in zip(reference, ema.module.parameters()):
+            assert torch.equal(r, e)
+        assert torch.equal(ema.module.count, model.count)
+    assert betas == {True, False}

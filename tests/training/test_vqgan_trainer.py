@@ -115,3 +115,24 @@ def test_cli_tiny_run_exports_and_evaluates(tmp_path, npz16):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "loss/d" in line]
     assert log, "the GAN phase never ran in the tiny preset"
     assert main(["train", "vqgan", "--preset", "tiny", "--dry-run"]) == 0
+
+
+def test_bf16_training_steps_stay_finite_with_an_fp32_quantizer(tmp_path):
+    cfg = tiny(tmp_path, gan_start_kimg=0.0)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision="bf16"))
+    torch.manual_seed(0)
+    trainer = VQGANTrainer(cfg, tensorboard=False, progress=False)
+    trainer.setup()
+    seen = []
+    trainer.vq.decoder.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(8, 3, 16, 16, generator=g) * 2 - 1, 3, 1, 1)
+    outs = [trainer.train_step({"image": x}, s) for s in range(6)]
+    assert seen and set(seen) == {torch.bfloat16}  # the networks ran under bf16 autocast
+    assert {"loss/g_adv", "loss/d"} <= set(outs[-1])  # the GAN phase ran too
+    assert all(math.isfinite(float(v)) for out in outs for v in out.values())
+    assert float(outs[-1]["loss/l1"]) < float(outs[0]["loss/l1"])
+    assert trainer.vq.quantizer.codebook.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = trainer.vq.quantizer(torch.randn(2, trainer.vq.latent_channels, 4, 4, dtype=torch.bfloat16))
+    assert q.loss.dtype == torch.float32 and q.quantized.dtype == torch.float32

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", help="append the results to RUN_DIR/metrics.jsonl")
     p.add_argument("--seed", type=int, default=0, help="first sample seed (image i uses seed+i)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                   help="compute dtype of a GigaGAN model's synthesis (bf16: autocast, weights stay fp32; "
+                        "default fp32)")
     p.set_defaults(func=run)
 
 
@@ -77,7 +80,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         args.model, args.data, metrics=args.metrics, num=args.num, batch_size=args.batch_size,
         resolution=args.resolution, prompt_split=args.prompt_split, real_split=args.real_split,
         split_by=args.split_by, caption_field=args.caption_field, extractor_paths=paths, run_dir=run_dir,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, dtype=getattr(args, "dtype", "fp32"))
 
 
 def results_dir(args: argparse.Namespace) -> str | None:

@@ -1,4 +1,4 @@
-"""`fastt2i export`: export a run's training state (finished or not) to model.safetensors + config.json."""
+"""`fastt2i export`: a run's training state (finished or not) -> model.safetensors + config.json; or a model -> ONNX."""
 
 from __future__ import annotations
 
@@ -20,20 +20,33 @@ from fastt2i.training.state import STATE_DIR, list_states, load_state
 EXAMPLES = """examples:
   fastt2i export gigagan --run-dir runs/gigagan-emoji64 --out exports/gigagan-emoji64
   fastt2i export gigagan --run-dir runs/gigagan-emoji64 --state runs/gigagan-emoji64/state/state-000006250.pt --out x
+  fastt2i export onnx --model gigagan-emoji64 --out exports/gigagan-emoji64-onnx    # generator.onnx
+  fastt2i export onnx --model runs/paella-emoji64 --out exports/paella-emoji64-onnx # denoiser, decoder, conditioner
 
 --out may be new, an empty directory or an earlier export of the same model; anything else needs --overwrite.
-The run directory, its state/, the current and the home directory are never replaced.
+The run directory, its state/, the model exported to ONNX, the current and the home directory are never replaced.
+ONNX export needs no onnxruntime; running the files does (pip install 'fastt2i[onnx]').
 """
+
+ONNX_TARGET = "onnx"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a run (its newest or a given training state) for inference",
-                       description="Export what a family's trainer exports (GigaGAN: the EMA generator) from a run "
-                                   "directory's training state; a finished run already wrote RUN_DIR/export.",
+    p = sub.add_parser("export", help="export a run (its newest or a given training state) for inference, or a "
+                                      "model to ONNX",
+                       description="`fastt2i export FAMILY --run-dir R`: export what a family's trainer exports "
+                                   "(GigaGAN: the EMA generator) from a run directory's training state; a finished "
+                                   "run already wrote RUN_DIR/export. `fastt2i export onnx --model M`: write ONNX "
+                                   "graphs of a text-to-image model (GigaGAN generator; Paella denoiser, VQGAN "
+                                   "decoder and conditioner) and onnx_config.json for onnxruntime.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("family", help="model family of the run (as in `fastt2i train FAMILY`)")
-    p.add_argument("--run-dir", required=True, help="the run directory (holds config.json and state/)")
-    p.add_argument("--state", help="a training state file (default: the newest readable one of the run)")
+    p.add_argument("family", metavar="FAMILY|onnx",
+                   help="model family of the run (as in `fastt2i train FAMILY`), or `onnx` to export --model to ONNX")
+    p.add_argument("--run-dir", help="the run directory (holds config.json and state/); for FAMILY")
+    p.add_argument("--state", help="a training state file (default: the newest readable one of the run); for FAMILY")
+    p.add_argument("--model", help="for onnx: a bundled model's name, an export or a run directory (as "
+                                   "`fastt2i generate --model`)")
+    p.add_argument("--opset", type=int, help="for onnx: the ONNX opset, 14..20 (default 18)")
     p.add_argument("--out", required=True, help="export directory to write")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out even if it is a file, a non-export directory or another model's export")
@@ -118,7 +131,31 @@ def export_run(family_name: str, run_dir: str | Path, out: str | Path, state: st
     return {"path": str(path), "state": str(state_file), "step": trainer.step, "kimg": trainer.cur_nimg / 1000}
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """One-line errors for options that belong to the other kind of export."""
+    if args.family == ONNX_TARGET:
+        if args.run_dir or args.state:
+            raise ConfigError("`fastt2i export onnx` takes --model M (a bundled name, an export or a run directory), "
+                              "not --run-dir / --state")
+        if not args.model:
+            raise ConfigError("`fastt2i export onnx` needs --model M (a bundled name, an export or a run directory)")
+        return
+    if args.model or args.opset is not None:
+        raise ConfigError(f"--model and --opset are for `fastt2i export onnx`; `fastt2i export {args.family}` "
+                          "exports a run: pass --run-dir RUN")
+    if not args.run_dir:
+        raise ConfigError(f"`fastt2i export {args.family}` needs --run-dir RUN (the run directory to export)")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    if args.family == ONNX_TARGET:
+        from fastt2i.inference.onnx import export_onnx
+
+        print(f"exporting {args.model} to ONNX (tracing the networks takes a few seconds) ...", flush=True)
+        paths = export_onnx(args.model, args.out, opset=args.opset, overwrite=args.overwrite)
+        print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+        return 0
     info = export_run(args.family, args.run_dir, args.out, args.state, overwrite=args.overwrite)
     print(f"exported {info['state']} (step {info['step']}, {info['kimg']:.1f} kimg) to {info['path']}")
     return 0

@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   fastt2i generate "a red heart" "a smiling cat face" --seeds 0-7 -o grid.png
   fastt2i generate --model runs/gigagan-emoji/export "a blue star" --seeds 0-15 --truncation 0.7 -o stars.png
   fastt2i generate --model runs/gigagan-emoji "a green apple" --seeds 3,5,42 --individual samples/
+  fastt2i generate "a red heart" --seeds 0-63 --dtype bf16 -o hearts.png
 
   fastt2i generate --model runs/paella-emoji "a red heart" --seeds 0-7 --steps 12 --cfg 8 --temperature 0.7,0.3
 
@@ -38,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "HASH = the first 8 hex digits of the sha256 of the exact prompt; e.g. "
                         "003-red-heart-1a2b3c4d_s7.png")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                   help="compute dtype of a GigaGAN synthesis network: bf16 runs it under autocast (weights, "
+                        "mapping and truncation stay fp32; faster on CPUs with AMX / AVX-512 bf16 at large "
+                        "batches, see benchmarks/generator_speed.py); default fp32")
     add_sampler_args(p)
     p.set_defaults(func=run)
 
@@ -111,9 +116,10 @@ def is_paella(args: argparse.Namespace) -> bool:
     return bool(args.model) and model_class(args.model) == BUNDLE_CLASS
 
 
-def load_pipeline(args: argparse.Namespace, allow_paella: bool = False):
+def load_pipeline(args: argparse.Namespace, allow_paella: bool = False, **kw):
     """The pipeline that --model names (default: the bundled model), on --device, through
-    `fastt2i.inference.load_pipeline`; a Paella bundle is refused unless `allow_paella` (GigaGAN-only edits)."""
+    `fastt2i.inference.load_pipeline` (`kw` goes to the pipeline's from_pretrained); a Paella bundle is refused unless
+    `allow_paella` (GigaGAN-only edits)."""
     from fastt2i.errors import ConfigError
     from fastt2i.inference import load_pipeline as load
 
@@ -121,7 +127,7 @@ def load_pipeline(args: argparse.Namespace, allow_paella: bool = False):
         op = getattr(args, "edit_op", None)
         raise ConfigError(f"{args.model} is a Paella bundle; `edit {op}` works on GigaGAN models (Paella edits: "
                           "variation, inpaint, outpaint, img2img, interpolate)")
-    return load(args.model, device=_device(args), text_encoder=args.text_encoder)
+    return load(args.model, device=_device(args), text_encoder=args.text_encoder, **kw)
 
 
 def load_paella(args: argparse.Namespace):
@@ -150,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{n} images is too many for one grid (prompts x seeds <= 10,000)")
     output = check_output_file(args.output, flag="-o/--output")  # before loading and generating: no work lost
     individual = check_output_dir(args.individual, flag="--individual") if args.individual else None
-    pipe = load_pipeline(args, allow_paella=True)
+    low_precision = getattr(args, "dtype", "fp32") != "fp32"
+    if low_precision and is_paella(args):
+        raise ConfigError("--dtype applies to GigaGAN models, not Paella bundles")
+    pipe = load_pipeline(args, allow_paella=True, **({"dtype": args.dtype} if low_precision else {}))
     from fastt2i.inference.paella import PaellaPipeline
 
     if isinstance(pipe, PaellaPipeline):

@@ -3,7 +3,8 @@
 Every function takes a `fastt2i.inference.paella.PaellaPipeline` and per-seed generators (seed N gives the same result
 at any batch size). Images are [B,3,H,W] in [-1,1]; masks are images where white (> 0.5) means "regenerate".
 Known tokens are kept at every sampler step (`RenoiseScheduler.step(keep_mask=...)`), so only the masked region is
-sampled and renoised.
+sampled and renoised. The entry points run under `torch.inference_mode` and encode each prompt once (the
+unconditional branch is `null_condition` of the conditional one).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fastt2i.errors import ConfigError, DataError
+from fastt2i.inference.paella import inference_call
 from fastt2i.models.paella.conditioning import PaellaCondition, null_condition
 from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
 from fastt2i.utils.images import from_uint8
@@ -107,8 +109,8 @@ def _seeds_and_prompts(prompt: str | None, seeds: Sequence[int]) -> tuple[list[i
 
 def _conds(pipe: Any, prompts: list[str] | None, batch: int, image_embeddings: torch.Tensor | None = None,
            use_clip_text: bool = True) -> tuple[PaellaCondition, PaellaCondition]:
-    kw = dict(prompts=prompts, image_embeddings=image_embeddings, batch=batch, use_clip_text=use_clip_text)
-    return pipe.condition(**kw), pipe.condition(**kw, unconditional=True)
+    cond = pipe.condition(prompts=prompts, image_embeddings=image_embeddings, batch=batch, use_clip_text=use_clip_text)
+    return cond, null_condition(cond)  # = condition(..., unconditional=True), without encoding the prompts again
 
 
 def _sample(pipe: Any, cond, uncond, seeds, steps, cfg, temperature, mode, **kw) -> torch.Tensor:
@@ -116,7 +118,7 @@ def _sample(pipe: Any, cond, uncond, seeds, steps, cfg, temperature, mode, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------- applications
-@torch.no_grad()
+@inference_call
 def variations(pipe: Any, images: torch.Tensor, seeds: Sequence[int], prompt: str | None = None,
                steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
                temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
@@ -147,7 +149,7 @@ def variations(pipe: Any, images: torch.Tensor, seeds: Sequence[int], prompt: st
     return (out, tokens) if return_tokens else out
 
 
-@torch.no_grad()
+@inference_call
 def inpaint(pipe: Any, image: torch.Tensor, mask: torch.Tensor, prompt: str, seeds: Sequence[int],
             steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
             temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
@@ -208,7 +210,7 @@ def _outpaint_canvas(known: torch.Tensor, pad: Sequence[int] | None, scale: floa
     return canvas, keep
 
 
-@torch.no_grad()
+@inference_call
 def outpaint(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int],
              pad: Sequence[int] | None = None, scale: float | None = None,
              steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
@@ -245,7 +247,7 @@ def outpaint(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int],
     return (out, tokens, keep) if return_tokens else out
 
 
-@torch.no_grad()
+@inference_call
 def img2img(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int], t_start: float = 0.6,
             steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
             temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
@@ -292,7 +294,7 @@ def lerp_condition(a: PaellaCondition, b: PaellaCondition, alpha: float | torch.
     return PaellaCondition(torch.lerp(a.tokens, b.tokens, w), mask)
 
 
-@torch.no_grad()
+@inference_call
 def interpolate(pipe: Any, prompt_a: str, prompt_b: str, num: int = 8, seed: int = 0,
                 steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
                 temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",

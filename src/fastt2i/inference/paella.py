@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastt2i import __version__
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.models import load_clip_model, load_pretrained
-from fastt2i.models.paella.conditioning import PaellaCondition
+from fastt2i.models.paella.conditioning import PaellaCondition, null_condition
 from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, RenoiseScheduler, cfg_logits
 from fastt2i.noise import check_seeds
 from fastt2i.serialization import atomic_write_dir
@@ -49,6 +52,44 @@ def resolve_bundle(path: str | Path) -> Path:
                              "and vqgan/ + denoiser/ exports (in the directory or in its export/)")
 
 
+PRECISIONS = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+              "fp16": torch.float16, "float16": torch.float16}
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """The sampling precision: None / "fp32" -> float32, "bf16" -> bfloat16, "fp16" -> float16 (or a torch dtype)."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str) and dtype.lower() in PRECISIONS:
+        return PRECISIONS[dtype.lower()]
+    if dtype in (torch.float32, torch.bfloat16, torch.float16):
+        return dtype
+    raise ConfigError(f"sampling dtype must be fp32, bf16 or fp16 (or the torch dtype), got {dtype!r}")
+
+
+def _plain(out: Any) -> Any:
+    """Tensors made under `torch.inference_mode` cloned into ordinary tensors (cheap here: tokens and images), so
+    callers may use them anywhere, autograd included; tuples keep their structure."""
+    if isinstance(out, torch.Tensor):
+        return out.clone() if out.is_inference() else out
+    if isinstance(out, tuple):
+        return type(out)(*map(_plain, out)) if hasattr(out, "_fields") else tuple(map(_plain, out))
+    return out
+
+
+def inference_call(fn: _Fn) -> _Fn:
+    """Run `fn` under `torch.inference_mode` (no autograd bookkeeping, no version counters) and hand back ordinary
+    tensors (`_plain`). For the sampling entry points of the pipeline and of `fastt2i.editing.paella`."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return _plain(out)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def seed_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU torch.Generator per seed (checked like `seed_noise`): row i draws only from generator i."""
     gens = [torch.Generator(device="cpu").manual_seed(s) for s in check_seeds(seeds)]
@@ -63,7 +104,10 @@ class PaellaPipeline(nn.Module):
     ``pipe.generate(prompts, seeds) -> images [B,3,H,W]`` in [-1,1]. Seed i gives its own CPU generator that draws the
     initial random tokens and then every sampling/renoising draw of row i, so a (prompt, seed) pair gives the same
     image at any batch size. Guidance is one batched forward of [cond; uncond] (`cfg_logits`); unconditional means
-    every conditioning part dropped (zeroed by the denoiser's conditioner, as in training).
+    every conditioning part dropped (zeroed and masked, as the denoiser's conditioner does in training), which is
+    `null_condition(cond)`: the prompts are encoded once, and the unconditional branch needs no encoder at all.
+    ``dtype="bf16"`` runs the denoiser under bf16 autocast (the logits are combined, softmaxed and sampled in fp32;
+    the VQGAN decodes in fp32); sampling runs under `torch.inference_mode`.
 
     The denoiser interface used here (H2's `PaellaDenoiser`): ``denoiser.conditioner(text_tokens, text_mask,
     clip_text, clip_image, drop_text=, drop_clip_text=, drop_clip_image=) -> (cond [B,L',c], mask [B,L'])`` and
@@ -78,12 +122,16 @@ class PaellaPipeline(nn.Module):
         text_encoder_spec: spec recorded by `save_pretrained` (default: the encoder's `name`).
         clip_model_spec: spec recorded for the CLIP model ("emoji-clip" or a path; default: save the model itself).
         resolution: output resolution (default: 4 x the denoiser's training token grid, else the VQGAN's).
+        dtype: default precision of the denoiser while sampling: "fp32" (default) or "bf16" / "fp16" (autocast on
+            the pipeline's device); `generate(dtype=...)` overrides it per call.
     """
 
     def __init__(self, vqgan: nn.Module, denoiser: nn.Module, text_encoder: nn.Module,
                  clip_model: nn.Module | None = None, text_encoder_spec: str | None = None,
-                 clip_model_spec: str | None = None, resolution: int | None = None):
+                 clip_model_spec: str | None = None, resolution: int | None = None,
+                 dtype: torch.dtype | str | None = None):
         super().__init__()
+        self.dtype = resolve_dtype(dtype)
         for name in ("tokenize", "decode_tokens", "token_shape", "codebook_size"):
             if not hasattr(vqgan, name):
                 raise ConfigError(f"PaellaPipeline needs a Paella VQGAN, got {type(vqgan).__name__} (no {name})")
@@ -141,6 +189,15 @@ class PaellaPipeline(nn.Module):
         with torch.no_grad():
             return self.text_encoder.encode(prompts).to(self.device)
 
+    def clip_text(self, prompts: list[str], text: Any) -> torch.Tensor:
+        """Pooled CLIP text vectors [B,E]: when the CLIP model's text side is the pipeline's own text encoder
+        (emoji-clip: MiniLM's normalised pooled vector, as `PaellaTrainer.clip_text` uses in training), the already
+        computed pooled vector normalised, so the prompts go through the text encoder once; else `encode_text`."""
+        spec = getattr(getattr(self.clip_model, "config", None), "text_encoder", None)
+        if spec is not None and spec == self.text_encoder_spec and getattr(text, "pooled", None) is not None:
+            return F.normalize(text.pooled.float(), dim=-1).to(self.device)
+        return self.clip_model.encode_text(prompts).to(self.device).float()
+
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """CLIP image embeddings [B,E] of images [B,3,H,W] in [-1,1] (needs the clip model)."""
         if self.clip_model is None:
@@ -185,7 +242,7 @@ class PaellaPipeline(nn.Module):
             clip_text = torch.zeros(B, E, device=dev)
             clip_image = torch.zeros(B, E, device=dev)
             if prompts is not None and use_clip_text and self.clip_model is not None:
-                clip_text = self.clip_model.encode_text(list(prompts)).to(dev).float()
+                clip_text = self.clip_text(list(prompts), text)
                 has_clip_text = True
             if image_embeddings is not None:
                 if image_embeddings.shape != (B, E):
@@ -209,13 +266,57 @@ class PaellaPipeline(nn.Module):
         """The denoiser as `cfg_logits` calls it: (tokens [N,h,w], t [N], PaellaCondition) -> logits [N,K,h,w]."""
         return self.denoiser(tokens, t, cond.tokens, cond.mask)
 
+    def guided_logits(self, tokens: torch.Tensor, t: torch.Tensor, cond: PaellaCondition,
+                      uncond: PaellaCondition | None, w: float, out: torch.Tensor | None = None) -> torch.Tensor:
+        """`cfg_logits` over the denoiser -> fp32 logits [B,K,h,w] (channels-last for a `PaellaDenoiser`).
+
+        A denoiser with `features` / `project` (its bias-free linear output projection) is guided on its features and
+        projected once for B rows, in fp32 outside any autocast (`cfg_logits(head=...)`), into `out` ([B,h,w,K]
+        fp32, reused by the sampling loop) when given; other denoisers go through `model_fn`.
+        """
+        if not (callable(getattr(self.denoiser, "features", None)) and callable(getattr(self.denoiser, "project",
+                                                                                          None))):
+            return cfg_logits(self.model_fn, tokens, t, cond, uncond, w).float()
+
+        def features(x: torch.Tensor, tt: torch.Tensor, c: PaellaCondition) -> torch.Tensor:
+            return self.denoiser.features(x, tt, c.tokens, c.mask)  # [N,c_out,h,w]
+
+        def head(f: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, enabled=False):
+                return self.denoiser.project(f.float(), out=out)  # [B,K,h,w] fp32
+
+        return cfg_logits(features, tokens, t, cond, uncond, w, head=head)
+
+    def conditions(self, prompts: Sequence[str] | None = None, image_embeddings: torch.Tensor | None = None,
+                   **kw: Any) -> tuple[PaellaCondition, PaellaCondition]:
+        """(cond, uncond) for classifier-free guidance with one encoding: uncond = `null_condition(cond)` (every
+        part zeroed and masked: what `condition(..., unconditional=True)` returns, without running any encoder).
+        Keyword arguments as for `condition`."""
+        cond = self.condition(prompts, image_embeddings, **kw)
+        return cond, null_condition(cond)
+
+    @contextlib.contextmanager
+    def autocast(self, dtype: torch.dtype | str | None = None) -> Iterator[None]:
+        """Autocast context for the denoiser at `dtype` (default: the pipeline's `dtype`); a no-op for fp32.
+
+        Inside, autograd is off through `torch.no_grad` even when called under `torch.inference_mode`: autocast's
+        cache of down-cast weights only keeps tensors that require grad, which inference mode hides, so there every
+        weight would be cast again at every call (~140 extra copies per emoji64 step, ~10% of a bf16 sampling run).
+        """
+        dt = self.dtype if dtype is None else resolve_dtype(dtype)
+        if dt == torch.float32:
+            yield
+            return
+        with torch.inference_mode(False), torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=dt):
+            yield
+
     # ------------------------------------------------------------------------------------------------ sampling
     def initial_tokens(self, generators: Sequence[torch.Generator], shape: tuple[int, int]) -> torch.Tensor:
         """Uniform random codebook tokens [B,h,w], row i drawn from generators[i] (on CPU), on `device`."""
         rows = [torch.randint(0, self.codebook_size, tuple(shape), generator=g) for g in generators]
         return torch.stack(rows).to(self.device)
 
-    @torch.no_grad()
+    @inference_call
     def sample_tokens(
         self,
         cond: PaellaCondition,
@@ -230,6 +331,7 @@ class PaellaPipeline(nn.Module):
         init_tokens: torch.Tensor | None = None,
         keep_mask: torch.Tensor | None = None,
         progress: bool = False,
+        dtype: torch.dtype | str | None = None,
     ) -> torch.Tensor:
         """The sampling loop: tokens [B,h,w] for B seeds.
 
@@ -245,6 +347,7 @@ class PaellaPipeline(nn.Module):
             init_tokens: [B,h,w] tokens to start from (image-to-image) / the known tokens (inpainting).
             keep_mask: bool [B,h,w] or [h,w], True where `init_tokens` are kept at every step.
             progress: show a tqdm bar.
+            dtype: denoiser precision (default: the pipeline's `dtype`): "bf16" runs it under bf16 autocast.
         """
         gens = seed_generators(list(seeds))
         B = len(gens)
@@ -271,13 +374,18 @@ class PaellaPipeline(nn.Module):
             from tqdm.auto import tqdm
 
             it = tqdm(it, desc="paella", unit="step", leave=False)
-        for i in it:
-            t = sched.timesteps[i].to(self.device).expand(B)  # [B]
-            logits = cfg_logits(self.model_fn, x, t, cond, uncond, cfg)  # [B,K,h,w]
-            x = sched.step(logits, i, x, noise, generator=gens, keep_mask=keep_mask, known=init_tokens)
+        # every step's draws at once (one call per row generator, one copy; the same values as drawing per step)
+        rand = sched.draw_uniforms(gens, B, shape, self.device)
+        timesteps = sched.timesteps.to(self.device)  # [S+1]
+        with self.autocast(dtype):  # one autocast region: the weights are cast once for all steps
+            buf = torch.empty(B, *shape, self.codebook_size, device=self.device)  # the logits of every step
+            for i in it:
+                t = timesteps[i].expand(B)  # [B]
+                logits = self.guided_logits(x, t, cond, uncond, cfg, out=buf)  # [B,K,h,w] fp32
+                x = sched.step(logits, i, x, noise, keep_mask=keep_mask, known=init_tokens, randoms=rand[i])
         return x
 
-    @torch.no_grad()
+    @inference_call
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """VQGAN decode: tokens [B,h,w] -> images [B,3,4h,4w] clamped to [-1,1]."""
         return self.vqgan.decode_tokens(tokens.to(self.device)).clamp(-1, 1)
@@ -287,7 +395,7 @@ class PaellaPipeline(nn.Module):
         """VQGAN tokens [B,H/4,W/4] of images [B,3,H,W] in [-1,1]."""
         return self.vqgan.tokenize(images.to(self.device))
 
-    @torch.no_grad()
+    @inference_call
     def generate(
         self,
         prompts: Sequence[str],
@@ -299,6 +407,7 @@ class PaellaPipeline(nn.Module):
         image_embeddings: torch.Tensor | None = None,
         progress: bool = False,
         return_tokens: bool = False,
+        dtype: torch.dtype | str | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Images [B,3,H,W] in [-1,1] for prompt i and seed i.
 
@@ -312,15 +421,16 @@ class PaellaPipeline(nn.Module):
             image_embeddings: optional [B,E] CLIP image vectors added to the conditioning.
             progress: show a tqdm bar over the steps.
             return_tokens: also return the final tokens [B,h,w].
+            dtype: denoiser precision for this call (default: the pipeline's `dtype`; "bf16" = bf16 autocast).
         """
         prompts, seeds = check_prompts(prompts), list(seeds)
         if len(prompts) == 1 and len(seeds) > 1:
             prompts = prompts * len(seeds)
         if len(prompts) != len(seeds):
             raise ConfigError(f"got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt")
-        cond = self.condition(prompts, image_embeddings)
-        uncond = self.condition(prompts, image_embeddings, unconditional=True)
-        tokens = self.sample_tokens(cond, uncond, seeds, steps, cfg, temperature, mode, progress=progress)
+        cond, uncond = self.conditions(prompts, image_embeddings)  # prompts encoded once
+        tokens = self.sample_tokens(cond, uncond, seeds, steps, cfg, temperature, mode, progress=progress,
+                                    dtype=dtype)
         images = self.decode(tokens)
         return (images, tokens) if return_tokens else images
 
@@ -356,7 +466,8 @@ class PaellaPipeline(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str | None = None,
                         text_encoder: str | nn.Module | None = None,
-                        clip_model: str | nn.Module | None = None) -> PaellaPipeline:
+                        clip_model: str | nn.Module | None = None,
+                        dtype: torch.dtype | str | None = None) -> PaellaPipeline:
         """Load a bundle written by `save_pretrained` (or a run directory whose export/ holds one).
 
         Args:
@@ -364,6 +475,7 @@ class PaellaPipeline(nn.Module):
             device: where everything goes (default CPU).
             text_encoder: override the recorded encoder (spec string or encoder object).
             clip_model: override the recorded CLIP model ("emoji-clip", an export dir, or a model object).
+            dtype: sampling precision ("fp32" default, "bf16"); see the class docstring.
         """
         p = resolve_bundle(path)
         meta = json.loads((p / CONFIG_NAME).read_text())
@@ -391,5 +503,6 @@ class PaellaPipeline(nn.Module):
         else:
             clip = None
         pipe = cls(vqgan, denoiser, enc.to(device or "cpu"), clip, text_encoder_spec=te_spec,
-                   clip_model_spec=None if clip_spec == "./clip" else clip_spec, resolution=meta.get("resolution"))
+                   clip_model_spec=None if clip_spec == "./clip" else clip_spec, resolution=meta.get("resolution"),
+                   dtype=dtype)
         return pipe.eval()

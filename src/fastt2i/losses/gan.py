@@ -19,12 +19,13 @@ REDUCTIONS = ("sum", "mean")
 
 
 def stack_logits(logits: torch.Tensor | Sequence[Any]) -> torch.Tensor:
-    """[P,B] from a [B] tensor, a [P,B] tensor, a list of [B] tensors or a list of ScaleLogits."""
+    """[P,B] fp32 from a [B] tensor, a [P,B] tensor, a list of [B] tensors or a list of ScaleLogits (the losses are
+    computed in fp32 whatever precision the discriminator ran in)."""
     if isinstance(logits, torch.Tensor):
         if logits.ndim == 1:
-            return logits[None]
+            return logits[None].float()
         if logits.ndim == 2:
-            return logits
+            return logits.float()
         raise ValueError(f"logits must be [B] or [P,B], got {tuple(logits.shape)}")
     items = [getattr(x, "logits", x) for x in logits]
     if not items:
@@ -32,7 +33,7 @@ def stack_logits(logits: torch.Tensor | Sequence[Any]) -> torch.Tensor:
     for x in items:
         if not isinstance(x, torch.Tensor) or x.ndim != 1:
             raise ValueError(f"each prediction must be a [B] tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    return torch.stack(items)  # [P,B]
+    return torch.stack(items).float()  # [P,B]
 
 
 def _reduce(per_scale: torch.Tensor, scale_reduction: str) -> torch.Tensor:

@@ -103,12 +103,13 @@ def generator_clip_loss(
         image_features: precomputed `clip_model.encode_image(images)` (shared with the vision-aided D).
     """
     feats = clip_model.encode_image(images) if image_features is None else image_features
-    img = F.normalize(feats.float(), dim=-1)  # [B,D]
-    txt = F.normalize(text_emb.float().to(img.device), dim=-1)  # [B,D]
-    if img.shape != txt.shape:
-        raise ValueError(f"image {tuple(img.shape)} and text {tuple(txt.shape)} embeddings differ in shape")
-    if logit_scale is None:
-        logit_scale = getattr(clip_model, "logit_scale", math.log(1 / 0.07))
-    scale = torch.as_tensor(logit_scale, device=img.device).detach().float().exp()
-    logits = scale * img @ txt.t()  # [B,B]
-    return F.cross_entropy(logits, torch.arange(len(img), device=img.device))
+    with torch.autocast(feats.device.type, enabled=False):  # similarities and softmax in fp32 under autocast
+        img = F.normalize(feats.float(), dim=-1)  # [B,D]
+        txt = F.normalize(text_emb.float().to(img.device), dim=-1)  # [B,D]
+        if img.shape != txt.shape:
+            raise ValueError(f"image {tuple(img.shape)} and text {tuple(txt.shape)} embeddings differ in shape")
+        if logit_scale is None:
+            logit_scale = getattr(clip_model, "logit_scale", math.log(1 / 0.07))
+        scale = torch.as_tensor(logit_scale, device=img.device).detach().float().exp()
+        logits = scale * img @ txt.t()  # [B,B]
+        return F.cross_entropy(logits, torch.arange(len(img), device=img.device))

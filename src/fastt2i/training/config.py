@@ -26,7 +26,8 @@ class TrainConfig:
         eval_kimg: call ``Trainer.evaluate()`` every this many kimg; 0 = off.
         log_every: write scalars (TensorBoard + log.jsonl) every this many steps.
         seed: base seed; model init uses it, each step reseeds from (seed, step, rank).
-        mixed_precision: "no" | "fp16" | "bf16" (HF Accelerate autocast; fp16 adds a grad scaler).
+        mixed_precision: "no" | "fp16" | "bf16" (HF Accelerate autocast; fp16 adds a grad scaler). Master weights,
+            optimizer state, EMA and losses stay fp32; bf16 works on CPU (autocast) and on recent GPUs.
         ema_kimg: EMA half-life in kimg (StyleGAN convention); 0 makes the EMA a copy of the weights.
         ema_rampup: if set, the half-life is capped at ``cur_nimg * ema_rampup`` early in training (None = off).
         num_workers: data loader worker processes per rank.
@@ -36,6 +37,8 @@ class TrainConfig:
         hflip: random horizontal flips of the training images.
         keep_states: how many training states to keep in run_dir/state (0 = keep all).
         text_encoder: text encoder spec string (fastt2i.text), recorded in exports.
+        compile: `torch.compile` the trained networks (`Trainer.maybe_compile`; mostly for GPUs: compiling takes
+            minutes, and on CPU rarely pays off in a short run); may change on resume.
     """
 
     run_dir: str = "runs/default"
@@ -58,6 +61,7 @@ class TrainConfig:
     hflip: bool = False
     keep_states: int = 3
     text_encoder: str = "minilm"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:

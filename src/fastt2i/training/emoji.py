@@ -86,11 +86,12 @@ class CaptionTable:
         if missing:
             if self._encoder is None:
                 self._encoder = load_text_encoder(self.spec)
-            for i in range(0, len(missing), 256):
-                chunk = missing[i : i + 256]
-                pooled = F.normalize(self._encoder.encode(chunk).pooled.float().cpu(), dim=-1)  # [b,D]
-                for c, p in zip(chunk, pooled.half().float()):  # rounded as stored: resumed runs see the same values
-                    self.rows[self.key(c)] = p
+            with torch.inference_mode(False), torch.no_grad():  # normal tensors even when filled during evaluate
+                for i in range(0, len(missing), 256):
+                    chunk = missing[i : i + 256]
+                    pooled = F.normalize(self._encoder.encode(chunk).pooled.float().cpu(), dim=-1)  # [b,D]
+                    for c, p in zip(chunk, pooled.half().float()):  # rounded as stored: resumed runs see the same
+                        self.rows[self.key(c)] = p
             self._dirty = True
         return torch.stack([self.rows[k] for k in keys])  # [B,D]
 
@@ -141,9 +142,11 @@ class _OneModelTrainer(Trainer):
         decay = [p for p in model.parameters() if p.ndim > 1]
         other = [p for p in model.parameters() if p.ndim <= 1]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                 {"params": other, "weight_decay": 0.0}], lr=lr, betas=betas)
+                                 {"params": other, "weight_decay": 0.0}], lr=lr, betas=betas,
+                                fused=self.fused_optimizer)
         self.model, self.opt = self.prepare(model, opt)
         self.model_ema = self.add_ema("model", self.model)
+        self.maybe_compile(self.unwrap(self.model), type(model).__name__)  # in place, after add_ema
 
     def schedule(self) -> float:
         """Set and return this step's learning rate (warm-up + cosine over the run)."""

@@ -172,14 +172,17 @@ class PaellaTrainer(Trainer):
         self._clip_text: dict[str, torch.Tensor] = {}
         self._tokens: dict[str, torch.Tensor] = {}  # sample key -> [h,w] int16/int32 tokens (token_cache)
         denoiser = PaellaDenoiser(mcfg).to(self.device)
-        opt = torch.optim.AdamW(denoiser.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        # fused AdamW: one kernel over all parameters (on 2 CPU threads ~5x faster than the per-tensor loop)
+        opt = torch.optim.AdamW(denoiser.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                                fused=self.fused_optimizer)
         warm_steps = cfg.warmup_kimg * 1000 / self.train_cfg.batch_size
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm_steps) if warm_steps > 0 else 1.0)
         self.denoiser = denoiser
         self.model, self.opt = self.prepare(_TrainForward(denoiser), opt)
         self.sched = sched
-        self.denoiser_ema = self.add_ema("denoiser", denoiser)
+        self.denoiser_ema = self.add_ema("denoiser", denoiser)  # an fp32 copy, updated outside autocast
+        self.maybe_compile(denoiser, "denoiser")  # train.compile (after add_ema: the EMA copy stays eager)
 
     # ------------------------------------------------------------------------------------------------ pieces
     def tokenize(self, images: torch.Tensor, keys: list[str] | None) -> torch.Tensor:
@@ -237,9 +240,9 @@ class PaellaTrainer(Trainer):
             t = sample_t(B, min_t=cfg.min_t, device=self.device)  # [B]
             noised, replaced = renoise_tokens(target, t, cfg.model.codebook_size)  # [B,h,w] each
         self.model.train()
-        with self.autocast():
+        with self.autocast():  # train.mixed_precision: the denoiser in bf16 on CPU/GPU (or fp16 on GPU)
             logits = self.model(noised, t, text, mask, clip_text, clip_image, drops)  # [B,K,h,w]
-            loss = paella_loss(logits, target, t, replaced, cfg.label_smoothing, cfg.eta)
+        loss = paella_loss(logits, target, t, replaced, cfg.label_smoothing, cfg.eta)  # CE in fp32
         self.opt.zero_grad(set_to_none=True)
         self.backward(loss)
         out = {"loss/ce": loss.detach()}
@@ -249,7 +252,9 @@ class PaellaTrainer(Trainer):
         self.opt.step()
         self.sched.step()
         with torch.no_grad():
-            hit = (logits.argmax(dim=1) == target).float()  # [B,h,w]
+            # top-1 hits as "the target's logit is the largest" (ties count as hits): one max over the classes plus a
+            # gather, instead of argmax over dim 1, which torch runs ~10x slower than max on CPU at this size
+            hit = (logits.gather(1, target[:, None]) >= logits.amax(dim=1, keepdim=True))[:, 0].float()  # [B,h,w]
             out["acc/noised"] = (hit * replaced).sum() / replaced.sum().clamp(min=1)
             out["acc/all"] = hit.mean()
         return out

@@ -30,29 +30,36 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import functools
 import itertools
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
 from fastt2i.config import to_json
 from fastt2i.data import make_loader, open_dataset
-from fastt2i.errors import ConfigError, DataError, Fastt2iError
+from fastt2i.errors import ConfigError, DataError
 from fastt2i.training.config import find_train_config
 from fastt2i.training.ema import EMA
 from fastt2i.training.logging import RunLogger
+from fastt2i.training.runtime import (  # noqa: F401  (re-exported: trainers and tests import them from here)
+    LossWindow,
+    NonFiniteLossError,
+    check_finite,
+    dry_run,
+    make_accelerator,
+    seed_everything,
+    step_seed,
+)
 from fastt2i.training.state import (
     RunDirLock,
     atomic_write_bytes,
@@ -66,67 +73,6 @@ from fastt2i.training.state import (
 
 STATE_FORMAT = "fastt2i.train_state"
 STATE_VERSION = 1
-
-
-class NonFiniteLossError(Fastt2iError):
-    """A loss term became NaN or infinite; the run stops without saving over the last good state."""
-
-
-def check_finite(losses: Mapping[str, Any]) -> None:
-    """Raise NonFiniteLossError naming every non-finite term of `losses` (floats or 0-d tensors)."""
-    bad = []
-    for name, value in losses.items():
-        v = float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
-        if not math.isfinite(v):
-            bad.append(f"{name}={v}")
-    if bad:
-        raise NonFiniteLossError(f"non-finite loss term(s): {', '.join(bad)}")
-
-
-def dry_run(config: Any, file: TextIO | None = None) -> int:
-    """Print the resolved config as JSON (what `run()` would write to run_dir/config.json); returns exit code 0."""
-    print(to_json(config), file=file or sys.stdout)
-    return 0
-
-
-def step_seed(seed: int, step: int, rank: int) -> int:
-    """A 63-bit seed derived from (seed, step, rank); independent streams for neighbouring values."""
-    a, b = np.random.SeedSequence([seed, step, rank]).generate_state(2, dtype=np.uint32)
-    return (int(a) << 31) ^ int(b)
-
-
-@functools.lru_cache(maxsize=1)
-def _has_accelerator_rng() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    xpu = getattr(torch, "xpu", None)
-    return bool(torch.cuda.is_available() or (mps is not None and mps.is_available())
-                or (xpu is not None and xpu.is_available()))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python `random`, NumPy's global RNG and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if _has_accelerator_rng():
-        torch.manual_seed(seed)
-    else:  # CPU only: skips the lazy per-backend seeding calls (about 1 ms each step)
-        torch.random.default_generator.manual_seed(seed)
-
-
-def make_accelerator(mixed_precision: str = "no", **kwargs: Any) -> Any:
-    """An `accelerate.Accelerator`; under torchrun/`accelerate launch` without a GPU it runs multi-CPU over gloo.
-
-    Accelerate only treats a multi-process launch on a CPU-only machine as distributed when `cpu=True` is passed,
-    so that is set when WORLD_SIZE > 1 and CUDA is absent (checked with torch 2.13 / accelerate 1.15).
-    """
-    from accelerate import Accelerator
-
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    kwargs.setdefault("cpu", world > 1 and not torch.cuda.is_available())
-    try:
-        return Accelerator(mixed_precision=mixed_precision, **kwargs)
-    except (ValueError, RuntimeError) as e:
-        raise ConfigError(f"cannot set up Accelerate (mixed_precision={mixed_precision!r}): {str(e).splitlines()[0]}") from e
 
 
 def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
@@ -151,6 +97,13 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
                 out.extend(_diff(a[k], b[k], key))
         return out
     return [] if a == b else [f"{prefix or '(root)'}: {json.dumps(a)} -> {json.dumps(b)}"]
+
+
+def _mark_parameters_modified(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    """Optimizer step post-hook: bump the version counter of every parameter (the fused kernels do not)."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if params:
+        torch.autograd.graph.increment_version(params)
 
 
 @dataclass(frozen=True)
@@ -212,6 +165,12 @@ class Trainer(abc.ABC):
         self._progress = progress
         self.logger: RunLogger | None = None
         self.batches: Any = None  # what make_batches() returned (a fastt2i.data BatchIterator by default)
+        self._stop_group: Any = None  # the CPU process group of the per-step stop agreement (several processes)
+        self._compiled: list[str] = []  # what maybe_compile compiled (the first step's time is printed)
+        self._first_step_seconds: float | None = None
+        if self.device.type == "cuda":  # TF32 matmuls and convolutions (Ampere+): fp32 storage, ~10-bit mantissa
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
@@ -241,7 +200,14 @@ class Trainer(abc.ABC):
 
     # ----------------------------------------------------------------------------------------------- helpers
     def prepare(self, *objs: Any) -> Any:
-        """`accelerator.prepare`: moves modules to the device, wraps them for DDP and optimizers for mixed precision."""
+        """`accelerator.prepare`: moves modules to the device, wraps them for DDP and optimizers for mixed precision.
+
+        A fused optimizer (`fused=True`) gets a step hook that marks its parameters as modified in place: torch's
+        fused Adam/AdamW kernels do not bump the tensors' version counters, which autograd's saved-tensor checks
+        and any cache keyed on `tensor._version` rely on."""
+        for obj in objs:
+            if isinstance(obj, torch.optim.Optimizer) and any(g.get("fused") for g in obj.param_groups):
+                obj.register_step_post_hook(_mark_parameters_modified)
         return self.accelerator.prepare(*objs)
 
     def unwrap(self, module: nn.Module) -> nn.Module:
@@ -266,8 +232,36 @@ class Trainer(abc.ABC):
             i += t.numel()
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context in which forward passes run in the configured mixed precision."""
+        """Context in which forward passes run in the configured mixed precision (`train.mixed_precision`)."""
         return self.accelerator.autocast()
+
+    def full_precision(self) -> contextlib.AbstractContextManager:
+        """Context that switches autocast off (fp32 inside an `autocast()` block), e.g. for a gradient penalty."""
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    @property
+    def fused_optimizer(self) -> bool:
+        """Whether torch has fused (one kernel per tensor) Adam/AdamW on this device: CUDA, and CPU (torch >= 2.4).
+        Trainers pass ``fused=self.fused_optimizer`` to `torch.optim.Adam`/`AdamW`."""
+        return self.device.type in ("cuda", "cpu")
+
+    def maybe_compile(self, obj: Any, name: str | None = None, **kwargs: Any) -> Any:
+        """`torch.compile` `obj` when `train.compile` is set; else `obj` unchanged.
+
+        A module is compiled in place (`nn.Module.compile`: its state-dict keys, checkpoints and EMA copies stay as
+        they are); a function or bound method is returned compiled. Compile after `add_ema` (the EMA copy stays
+        eager). The first training step's time, compilation included, is printed.
+
+        Args:
+            obj: an nn.Module or a callable; name: how the printout names it; kwargs: for `torch.compile`.
+        """
+        if not self.train_cfg.compile:
+            return obj
+        self._compiled.append(name or getattr(obj, "__name__", type(obj).__name__))
+        if isinstance(obj, nn.Module):
+            obj.compile(**kwargs)
+            return obj
+        return torch.compile(obj, **kwargs)
 
     def add_ema(self, name: str, module: nn.Module) -> nn.Module:
         """Track an EMA of `module` (updated by the base after every step, saved in the state); returns the EMA module."""
@@ -313,11 +307,13 @@ class Trainer(abc.ABC):
         """Restore what `state_dict()` returned (called after `setup()` when resuming)."""
 
     def sample_grid(self) -> torch.Tensor | None:
-        """Images to show, [N,3,H,W] in [-1,1], or None. Called on the main process only, under no_grad."""
+        """Images to show, [N,3,H,W] in [-1,1], or None. Called on the main process only, under inference_mode
+        (tensors made here cannot enter autograd later: cache nothing that training reuses)."""
         return None
 
     def evaluate(self) -> dict[str, Any] | None:
-        """Metrics every `eval_kimg` (called on every rank; the main one logs the result). None = nothing to log."""
+        """Metrics every `eval_kimg` (called on every rank, under inference_mode; the main one logs the result).
+        None = nothing to log."""
         return None
 
     def export(self, path: Path) -> Path | None:
@@ -410,7 +406,7 @@ class Trainer(abc.ABC):
     def _check_config(self) -> str:
         """The config as JSON (ConfigError on non-finite values), checked against run_dir/config.json.
 
-        A run dir with training states refuses a config that differs in more than `kimg` (and the run_dir path);
+        A run dir with training states refuses a config that differs in more than `kimg` (and run_dir, compile);
         one without states (a run that failed or was killed before its first snapshot) takes the new config.
         """
         text = to_json(self.config) + "\n"
@@ -435,14 +431,15 @@ class Trainer(abc.ABC):
         return text
 
     def _comparable(self, text: str) -> Any:
-        """A config JSON text parsed, without the fields that may change on resume (train.kimg, train.run_dir)."""
+        """A config JSON text parsed, without the fields that may change on resume (train.kimg, train.run_dir,
+        train.compile: a runtime switch; a config.json written before that field existed lacks it)."""
         cfg = json.loads(text)
         node = cfg
         for key in self._train_path:
             node = node.get(key, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
-            node.pop("kimg", None)
-            node.pop("run_dir", None)
+            for key in ("kimg", "run_dir", "compile"):
+                node.pop(key, None)
         return cfg
 
     def _resume(self) -> Path | None:
@@ -465,16 +462,34 @@ class Trainer(abc.ABC):
             return {k: self._to_device(v) for k, v in batch.items()}
         return batch
 
-    def _sync(self, losses: Mapping[str, Any]) -> tuple[dict[str, float], bool]:
-        """Average the losses over ranks and agree on stopping (one all-reduce); returns (floats, stop)."""
-        names = list(losses)
-        vals = [torch.as_tensor(losses[k]).detach().float().mean().to(self.device) for k in names]
-        vec = torch.stack(vals + [torch.tensor(1.0 if self.stop_requested else 0.0, device=self.device)])
+    def _agree(self, bad: bool = False) -> tuple[bool, bool]:
+        """(any process was asked to stop, any process has a non-finite host-side loss term). One process: the local
+        flags, no sync. Several: one all-reduce of two numbers over a CPU (gloo) group every step, so that every rank
+        stops (or fails) after the same step without making the step wait for the accelerator."""
+        flags = [1.0 if self.stop_requested else 0.0, 1.0 if bad else 0.0]
         if self.world_size > 1:
-            torch.distributed.all_reduce(vec)
-            vec[:-1] /= self.world_size
-        out = vec.cpu().tolist()
-        return dict(zip(names, out[:-1])), out[-1] > 0
+            if self._stop_group is None:  # first call: every rank is here at the same step, creating it is collective
+                backend = str(torch.distributed.get_backend())
+                self._stop_group = torch.distributed.group.WORLD if "gloo" in backend else \
+                    torch.distributed.new_group(backend="gloo")
+            vec = torch.tensor(flags)
+            torch.distributed.all_reduce(vec, group=self._stop_group)
+            flags = vec.tolist()
+        return flags[0] > 0, flags[1] > 0
+
+    def _read_window(self, window: LossWindow, last_state: Path | None, reduce: bool = True) -> dict[str, float]:
+        """The window's means (see LossWindow.read); NonFiniteLossError naming the terms and the first bad step."""
+        means, bad, step = window.read(reduce=reduce)
+        if bad is not None:
+            self._non_finite(bad, step, last_state)
+        return means
+
+    def _non_finite(self, bad: str, step: int, last_state: Path | None) -> None:
+        nimg = self.cur_nimg - (self.step - step) * self.train_cfg.batch_size  # images shown before that step
+        raise NonFiniteLossError(
+            f"non-finite loss term(s): {bad} at step {step} ({nimg / 1000:.3f} kimg); stopped without saving, the "
+            f"last good state is {last_state or '(none yet)'}"
+        )
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         """SIGINT/SIGTERM set `stop_requested`; a second SIGINT aborts at once (KeyboardInterrupt)."""
@@ -578,8 +593,7 @@ class Trainer(abc.ABC):
         total = self.total_nimg
         if self.cur_nimg == 0 and cfg.sample_kimg > 0:
             self._sample()
-        sums: dict[str, float] = {}
-        n_sum = 0
+        window = LossWindow(self.device, self.world_size)  # losses stay on the device between log steps
         stop = False
         while self.cur_nimg < total:
             try:
@@ -593,36 +607,40 @@ class Trainer(abc.ABC):
                 # (a custom make_batches, the OOM killer): the step in hand is done, so save it.
                 stop = True
                 if self._last_saved_step != self.step:
+                    self._read_window(window, last_state, reduce=False)  # (local: the other ranks are elsewhere)
                     last_state = self.save() or last_state
                 break
             seed_everything(step_seed(cfg.seed, self.step, self.rank))
-            losses, stop = self._sync(self.train_step(batch, self.step))
-            try:
-                check_finite(losses)
-            except NonFiniteLossError as e:
-                raise NonFiniteLossError(
-                    f"{e} at step {self.step} ({self.cur_nimg / 1000:.3f} kimg); stopped without saving, the last "
-                    f"good state is {last_state or '(none yet)'}"
-                ) from None
+            timed = self._compiled and self._first_step_seconds is None
+            t0 = time.perf_counter() if timed else 0.0
+            bad = window.add(self.train_step(batch, self.step), self.step)  # non-finite Python-float terms
+            if timed:
+                self._first_step_seconds = time.perf_counter() - t0
+                self.print(f"torch.compile ({', '.join(self._compiled)}): the first step took "
+                           f"{self._first_step_seconds:.1f} s, compilation included")
+            stop, any_bad = self._agree(bad is not None)
+            if any_bad:
+                self._non_finite(bad or "(on another process)", self.step, last_state)
+            prev, nxt = self.cur_nimg, self.cur_nimg + cfg.batch_size
+            done = nxt >= total
+            log_now = (self.step + 1) % cfg.log_every == 0 or done or stop
+            snapshot = _crossed(prev, nxt, cfg.snapshot_kimg) or done or stop
+            # the window is read (and checked for NaN/inf) at log steps and before every save
+            means = self._read_window(window, last_state) if (log_now or snapshot) else {}
             for ema, source in self._emas.values():
                 ema.update(source, self.cur_nimg, cfg.batch_size)
-            prev = self.cur_nimg
             self.step += 1
-            self.cur_nimg += cfg.batch_size
-            done = self.cur_nimg >= total
+            self.cur_nimg = nxt
             kimg = self.cur_nimg / 1000
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_sum += 1
             self.logger.advance(kimg)
-            if self.step % cfg.log_every == 0 or done or stop:
-                self.logger.scalars(self.step, kimg, {k: v / n_sum for k, v in sums.items()})
-                sums, n_sum = {}, 0
+            if log_now:
+                self.logger.scalars(self.step, kimg, means)
+                window.reset()
             if _crossed(prev, self.cur_nimg, cfg.sample_kimg) or (done and cfg.sample_kimg > 0):
                 self._sample()
             if _crossed(prev, self.cur_nimg, cfg.eval_kimg) or (done and cfg.eval_kimg > 0):
                 self._evaluate()
-            if _crossed(prev, self.cur_nimg, cfg.snapshot_kimg) or done or stop:
+            if snapshot:
                 last_state = self.save() or last_state
             if stop:
                 break
@@ -649,13 +667,13 @@ class Trainer(abc.ABC):
     def _sample(self) -> None:
         if not self.is_main:
             return
-        with torch.no_grad():
+        with torch.inference_mode():
             images = self.sample_grid()
         if images is not None:
             self.logger.images(self.step, self.cur_nimg / 1000, images)
 
     def _evaluate(self) -> None:
-        with torch.no_grad():
+        with torch.inference_mode():
             result = self.evaluate()
         if result:
             self.logger.metrics(self.step, self.cur_nimg / 1000, result)
@@ -675,7 +693,6 @@ def step_seconds(trainer_cls: type[Trainer], config: Any, steps: int = 5, warmup
     """
     import dataclasses
     import tempfile
-    import time
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, run_dir=tmp))

@@ -194,10 +194,11 @@ class VQGANTrainer(Trainer):
             self.perceptual = PerceptualLoss(net).to(self.device)
         # Not wrapped in DDP (the quantizer rewrites dead codes in place and D runs in two phases): the networks start
         # equal on every rank (same seed) and `_average` averages gradients and BatchNorm statistics, as GigaGAN does.
-        opt_vq = torch.optim.Adam(self.vq.parameters(), lr=cfg.lr, betas=cfg.betas)
+        fused = self.fused_optimizer  # one kernel over all parameters instead of a loop of small ops per tensor
+        opt_vq = torch.optim.Adam(self.vq.parameters(), lr=cfg.lr, betas=cfg.betas, fused=fused)
         opts = [opt_vq]
         if self.D is not None:
-            opts.append(torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=cfg.betas))
+            opts.append(torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=cfg.betas, fused=fused))
         prepared = self.prepare(*opts)
         prepared = prepared if isinstance(prepared, (tuple, list)) else (prepared,)
         self.opt_vq = prepared[0]
@@ -222,18 +223,23 @@ class VQGANTrainer(Trainer):
         gan = self.gan_active()
         out: dict[str, torch.Tensor] = {}
         self.vq.train()
+        # train.mixed_precision: the networks run under autocast (bf16 convs/matmuls); the quantizer keeps its
+        # distances, losses and codebook updates in fp32, and every loss term below is reduced in fp32
         with self.autocast():
             recon, q = self.vq(x)  # [B,3,R,R], QuantizerOutput
-            out["loss/l1"] = (recon.float() - x.float()).abs().mean()
-            total = cfg.l1_weight * out["loss/l1"] + cfg.codebook_weight * q.loss
-            out["loss/codebook"] = q.loss
-            if self.perceptual is not None:
-                out["loss/perceptual"] = self.perceptual(x, recon)
-                total = total + cfg.perceptual_weight * out["loss/perceptual"]
-            if gan:
-                self.D.requires_grad_(False)
-                out["loss/g_adv"] = -self.D(recon).float().mean()
-                total = total + cfg.gan_weight * out["loss/g_adv"]
+        out["loss/l1"] = (recon.float() - x.float()).abs().mean()
+        total = cfg.l1_weight * out["loss/l1"] + cfg.codebook_weight * q.loss
+        out["loss/codebook"] = q.loss
+        if self.perceptual is not None:
+            with self.autocast():
+                out["loss/perceptual"] = self.perceptual(x, recon).float()
+            total = total + cfg.perceptual_weight * out["loss/perceptual"]
+        if gan:
+            self.D.requires_grad_(False)
+            with self.autocast():
+                fake_logits = self.D(recon)
+            out["loss/g_adv"] = -fake_logits.float().mean()
+            total = total + cfg.gan_weight * out["loss/g_adv"]
         out["loss/total"] = total
         self.opt_vq.zero_grad(set_to_none=True)
         self.backward(total)
@@ -244,8 +250,8 @@ class VQGANTrainer(Trainer):
             self.D.requires_grad_(True)
             with self.autocast():
                 logits = self.D(torch.cat([x, recon.detach()]))  # one forward: shared BatchNorm statistics
-                real, fake = logits.float().chunk(2)
-                out["loss/d"] = hinge_d_loss(real, fake)
+            real, fake = logits.float().chunk(2)
+            out["loss/d"] = hinge_d_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             self.backward(out["loss/d"])
             self._average(self.D)

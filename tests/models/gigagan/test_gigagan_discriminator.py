@@ -239,3 +239,31 @@ def test_judge_shares_the_trunk_across_texts_and_equals_separate_forwards():
         for a, b in zip(got, ref, strict=True):
             torch.testing.assert_close(a.logits, b.logits)
     assert not torch.allclose(both[0][-1].logits, both[1][-1].logits)  # the text still matters
+
+
+def test_judge_many_equals_separate_forwards_of_every_image_set_and_text():
+    D = make()
+    pyr, tokens, mask, pooled = batch()
+    fake, _, _, _ = batch(seed=3)
+    idx = torch.tensor([1, 0, 3, 2])
+    t = D.text_descriptor(tokens, mask, pooled)
+    # t_D is per-sample: the mismatched descriptor is the matched one re-indexed (no second text pass)
+    wrong = (tokens[idx], mask[idx], pooled[idx])
+    torch.testing.assert_close(t[idx], D.text_descriptor(*wrong))
+    calls = []
+    D.levels[0].register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    got = D.judge_many([pyr, fake], [t, t[idx]])
+    assert calls == [2 * B]  # both image sets in one trunk pass
+    for s, images in enumerate([pyr, fake]):
+        for k, text in enumerate([(tokens, mask, pooled), wrong]):
+            ref = D(images, *text)
+            assert [(o.i, o.j) for o in got[s][k]] == D.pairs
+            for a, b in zip(got[s][k], ref, strict=True):
+                assert a.logits.dtype == torch.float32
+                torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+    # minibatch-std groups never mix the sets: other fake images leave the real logits alone
+    other = D.judge_many([pyr, [x.flip(0) * 0.5 for x in fake]], [t])
+    for a, b in zip(other[0][0], got[0][0], strict=True):
+        torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="text descriptors"):
+        D.judge_many([pyr], [pooled])

@@ -16,7 +16,7 @@ def conditional_w_mean(G: nn.Module, t_global: torch.Tensor, n: int = 256, seed:
     """The text-conditioned mean style w_mean_c: mapping(z, t_global) averaged over `n` latents z.
 
     The same `n` latents (drawn from `seed`) are used for every row, so a prompt's mean does not depend on the
-    other prompts in the batch.
+    other prompts in the batch. Always computed in fp32 (autocast off), like the rest of the truncation maths.
 
     Args:
         G: a GigaGAN generator (uses `G.mapping` and `G.z_dim`).
@@ -31,13 +31,15 @@ def conditional_w_mean(G: nn.Module, t_global: torch.Tensor, n: int = 256, seed:
         raise ConfigError(f"conditional_w_mean needs n >= 1 latents, got {n}")
     if t_global.ndim != 2:
         raise ConfigError(f"t_global must be [B,C], got {tuple(t_global.shape)}")
+    t_global = t_global.float()
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(t_global)  # [n,z_dim]
     per = max(1, chunk // n)
     means = []
-    for tg in t_global.split(per):  # [b,C]
-        b = tg.shape[0]
-        w = G.mapping(z.repeat(b, 1), tg.repeat_interleave(n, dim=0))[:, 0]  # [b*n,w_dim]
-        means.append(w.view(b, n, -1).mean(dim=1))  # [b,w_dim]
+    with torch.autocast(t_global.device.type, enabled=False):
+        for tg in t_global.split(per):  # [b,C]
+            b = tg.shape[0]
+            w = G.mapping(z.repeat(b, 1), tg.repeat_interleave(n, dim=0))[:, 0]  # [b*n,w_dim]
+            means.append(w.view(b, n, -1).mean(dim=1))  # [b,w_dim]
     return torch.cat(means)  # [B,w_dim]
 
 
@@ -77,7 +79,8 @@ def truncate(ws: torch.Tensor, w_mean_c: torch.Tensor, w_mean: torch.Tensor, psi
 
 @torch.no_grad()
 def truncated_ws(G: nn.Module, z: torch.Tensor, t_global: torch.Tensor, psi: float = 1.0,
-                 cutoff: int | None = None, n: int = 256, seed: int = 0) -> torch.Tensor:
+                 cutoff: int | None = None, n: int = 256, seed: int = 0,
+                 w_mean_c: torch.Tensor | None = None) -> torch.Tensor:
     """ws [B,num_ws,w_dim] = mapping(z, t_global), truncated towards the text-conditioned mean when psi != 1.
 
     Args:
@@ -88,8 +91,12 @@ def truncated_ws(G: nn.Module, z: torch.Tensor, t_global: torch.Tensor, psi: flo
         cutoff: truncate only the first `cutoff` styles.
         n: latents for `conditional_w_mean`.
         seed: seed of those latents.
+        w_mean_c: [B,w_dim] the conditional means when already known (e.g. cached per prompt); else computed.
     """
-    ws = G.mapping(z, t_global)  # [B,num_ws,w_dim]
-    if psi == 1:
-        return ws
-    return truncate(ws, conditional_w_mean(G, t_global, n, seed), G.w_avg, psi, cutoff)
+    with torch.autocast(z.device.type, enabled=False):  # fp32 truncation maths under any autocast
+        ws = G.mapping(z.float(), t_global.float())  # [B,num_ws,w_dim]
+        if psi == 1:
+            return ws
+        if w_mean_c is None:
+            w_mean_c = conditional_w_mean(G, t_global, n, seed)  # [B,w_dim]
+        return truncate(ws, w_mean_c, G.w_avg.float(), psi, cutoff)

@@ -40,7 +40,13 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class GlobalResponseNorm(nn.Module):
-    """ConvNeXt-V2 GRN on channels-last maps [B,H,W,C]: x + gamma * (x * N(x)) + beta, gamma = beta = 0 at init."""
+    """ConvNeXt-V2 GRN on channels-last maps [B,H,W,C]: x + gamma * (x * N(x)) + beta, gamma = beta = 0 at init.
+
+    N(x) = ||x||_spatial / mean_C ||x||_spatial. Written as ``x * (1 + gamma * N(x)) + beta`` (one pass over x) with the
+    spatial norm as ``sqrt(sum x^2)`` accumulated in fp32: `torch.norm` over the two spatial dims of a channels-last
+    map is 10-40x slower on CPU. The sum is clamped at 1e-24 before the root so an all-zero channel has a zero (not
+    NaN) gradient, as `torch.norm` gives.
+    """
 
     def __init__(self, dim: int):
         super().__init__()
@@ -48,9 +54,10 @@ class GlobalResponseNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.norm(x, p=2, dim=(1, 2), keepdim=True)  # [B,1,1,C]
+        gx = torch.sum(x * x, dim=(1, 2), keepdim=True, dtype=torch.float32).clamp_min(1e-24).sqrt()  # [B,1,1,C]
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)  # [B,1,1,C]
-        return self.gamma * (x * nx) + self.beta + x
+        scale = (1 + self.gamma * nx).to(x.dtype)  # [B,1,1,C]
+        return torch.addcmul(self.beta.to(x.dtype), x, scale)  # [B,H,W,C]
 
 
 def _mlp(c: int, dropout: float) -> nn.Sequential:
@@ -84,7 +91,22 @@ class TimestepBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, r_embed: torch.Tensor) -> torch.Tensor:
         a, b = self.mapper(r_embed)[:, :, None, None].chunk(2, dim=1)  # [B,C,1,1] each
-        return x * (1 + a) + b
+        return torch.addcmul(b.to(x.dtype), x, (1 + a).to(x.dtype))  # x * (1 + a) + b, one pass over x
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               dropout: float) -> torch.Tensor:
+    """SDPA of q [B,nh,N,dh] over k, v [B,nh,M,dh] (mask [B,1,1,M] bool, True = attend); in fp32 when gradients flow.
+
+    Under bf16 autocast the CPU flash-attention backward is ~5x slower in bf16 than in fp32 at these sizes (torch
+    2.13; the forward costs the same), so with autograd recording the attention core runs in fp32 outside autocast
+    and its output is cast back; without gradients (sampling) it stays in the input dtype.
+    """
+    if torch.is_grad_enabled() and q.dtype in (torch.bfloat16, torch.float16) and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout)
+        return out.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
 
 
 class AttnBlock(nn.Module):
@@ -110,26 +132,35 @@ class AttnBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor | None) -> torch.Tensor:
         B, C, H, W = x.shape
-        h = self.norm(x).flatten(2).transpose(1, 2)  # [B,HW,C]
+        h = self.norm(x).flatten(2).transpose(1, 2)  # [B,HW,C] (a view when x is channels-last)
         kv = self.kv_mapper(cond)  # [B,L,C]
         mask = cond_mask
+        empty = None
         if self.self_attn:
-            kv = torch.cat([h, kv], dim=1)  # [B,HW+L,C]
-            if mask is not None:
+            kv = torch.cat([h, kv.to(h.dtype)], dim=1)  # [B,HW+L,C]
+            if mask is not None:  # the image tokens are always attended, so no row is empty
                 mask = torch.cat([mask.new_ones(B, H * W), mask], dim=1)  # [B,HW+L]
+        elif mask is not None:
+            empty = ~mask.any(dim=1)  # [B] samples with nothing to attend to
+            mask = mask | empty[:, None]  # attend to everything there (the update is zeroed below)
         q = self.to_q(h).view(B, H * W, self.num_heads, -1).transpose(1, 2)  # [B,nh,HW,dh]
         k = self.to_k(kv).view(B, kv.shape[1], self.num_heads, -1).transpose(1, 2)  # [B,nh,N,dh]
         v = self.to_v(kv).view(B, kv.shape[1], self.num_heads, -1).transpose(1, 2)  # [B,nh,N,dh]
-        empty = None
-        if mask is not None:
-            empty = ~mask.any(dim=1)  # [B] samples with nothing to attend to (only without self_attn)
-            mask = (mask | empty[:, None])[:, None, None, :]  # [B,1,1,N]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                             dropout_p=self.dropout if self.training else 0.0)  # [B,nh,HW,dh]
+        out = _attention(q, k, v, None if mask is None else mask[:, None, None, :],
+                         self.dropout if self.training else 0.0)  # [B,nh,HW,dh]
         out = self.to_out(out.transpose(1, 2).reshape(B, H * W, C))  # [B,HW,C]
-        if empty is not None and bool(empty.any()):
-            out = out * (~empty)[:, None, None].to(out.dtype)  # no keys: no update
-        return x + out.transpose(1, 2).reshape(B, C, H, W)
+        if empty is not None:  # no keys: no update (a multiply, not a branch on the data: no host sync)
+            out = out * (~empty)[:, None, None].to(out.dtype)
+        return x + out.transpose(1, 2).reshape(B, C, H, W)  # [B,C,H,W], channels-last strides
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 `conv` of x [B,C,H,W]: as one matmul over the [B,H,W,C] rows when x is channels-last (the output is
+    channels-last too), else the conv itself. torch's CPU heuristics send a 1x1 fp32 conv of a batch < 16 on one
+    thread to its slow im2col path (~10x slower here); the matmul has no such cliff."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return F.linear(x.permute(0, 2, 3, 1), conv.weight[:, :, 0, 0], conv.bias).permute(0, 3, 1, 2)
+    return conv(x)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_positions: int = 10000) -> torch.Tensor:
@@ -239,7 +270,7 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits over the codebook for every token position.
+        """Logits over the codebook for every token position: ``project(features(...))``.
 
         Args:
             tokens: [B,h,w] long noised codebook indices (h, w divisible by `config.downsampling`).
@@ -248,8 +279,38 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
             cond_mask: [B,L] bool, True = attend (None = all).
 
         Returns:
-            logits [B,K,h,w].
+            logits [B,K,h,w]: contiguous in training mode (what a cross-entropy over dim 1 reads fastest),
+            channels-last in eval mode (each position's K logits contiguous: what the sampler reads).
         """
+        return self.project(self.features(tokens, t, cond, cond_mask))
+
+    def project(self, features: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The output head: features [B,c_out,h,w] -> logits [B,K,h,w] by the bias-free 1x1 `out_proj`.
+
+        It is linear, so classifier-free guidance may mix the features of the two branches before it
+        (``project(lerp(f_u, f_c, w)) == lerp(project(f_u), project(f_c), w)``): one projection of B rows instead
+        of 2B, and no class-sized [2B,K,h,w] tensors (`fastt2i.models.paella.schedule.cfg_logits(head=...)`).
+
+        Args:
+            features: [B,c_out,h,w] from `features`.
+            out: optional [B,h,w,K] contiguous buffer for the logits of channels-last features (eval mode): a
+                sampling loop reuses one instead of page-faulting a fresh class-sized tensor every step.
+        """
+        if self.training:
+            return self.out_proj(features.contiguous())  # [B,K,h,w] contiguous
+        if out is not None and features.is_contiguous(memory_format=torch.channels_last):
+            w = self.out_proj.weight[:, :, 0, 0]  # [K,c_out]
+            return torch.matmul(features.permute(0, 2, 3, 1), w.t(), out=out).permute(0, 3, 1, 2)
+        return pointwise(self.out_proj, features)  # [B,K,h,w] channels-last
+
+    def features(
+        self,
+        tokens: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        cond_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The normalised features [B,c_out,h,w] (channels-last) before the output projection; args as `forward`."""
         cfg = self.config
         if tokens.ndim != 3 or tokens.dtype != torch.long:
             raise ConfigError(f"tokens must be a long tensor [B,h,w], got {tokens.dtype} {tuple(tokens.shape)}")
@@ -266,8 +327,12 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
         if cond_mask is not None and cond_mask.shape != cond.shape[:2]:
             raise ConfigError(f"cond_mask must be [B,L]={tuple(cond.shape[:2])}, got {tuple(cond_mask.shape)}")
         r_embed = timestep_embedding(t, cfg.c_r)  # [B,c_r]
-        x = self.token_norm(self.token_embedding(tokens)).permute(0, 3, 1, 2)  # [B,c_in,h,w]
-        x = self.embedding(x)  # [B,C0,h/p,w/p]
+        # The whole U-Net runs on channels-last maps: [B,C,H,W] views of [B,H,W,C] memory, so the channel LayerNorms,
+        # the channel MLPs and the attention read their rows in place (no permute copies) and the convs take
+        # oneDNN's NHWC path (faster in fp32, and what the bf16 kernels want).
+        x = self.token_norm(self.token_embedding(tokens)).permute(0, 3, 1, 2)  # [B,c_in,h,w] channels-last
+        unshuffle, conv, norm = self.embedding
+        x = norm(pointwise(conv, unshuffle(x)))  # [B,C0,h/p,w/p]
         levels = []
         for down in self.down_blocks:
             for block in down:
@@ -278,8 +343,8 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
             for j, block in enumerate(up):
                 skip = levels[i] if (i > 0 and j == 0) else None
                 x = self._run(block, x, r_embed, cond, cond_mask, skip)
-        x = self.clf(x)  # [B,c_out,h,w]
-        return self.out_proj(self.out_norm(x))  # [B,K,h,w]
+        norm, conv, shuffle = self.clf
+        return self.out_norm(shuffle(pointwise(conv, norm(x))))  # [B,c_out,h,w]
 
     def forward_condition(self, tokens: torch.Tensor, t: torch.Tensor, condition: PaellaCondition) -> torch.Tensor:
         """`forward` with a `PaellaCondition` (tokens, mask) as returned by `self.conditioner`."""

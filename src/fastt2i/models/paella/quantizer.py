@@ -85,11 +85,23 @@ class VectorQuantizer(nn.Module):
         self.last_restarts = 0  # codes reset by the latest training forward (for logging)
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index [N] of the nearest code of each row of flat [N,C] (squared Euclidean distance)."""
-        e = self.codebook.float()
-        f = flat.float()
-        dist = f.pow(2).sum(1, keepdim=True) - 2 * f @ e.t() + e.pow(2).sum(1)[None]  # [N,K]
-        return dist.argmin(dim=1)
+        """Index [N] of the nearest code of each row of flat [N,C] (squared Euclidean distance, always in fp32).
+
+        ``|f|^2`` is the same for every code of a row, so the nearest code maximises ``2 f.e - |e|^2``: one matmul of
+        the rows augmented with a 1 against the codes augmented with ``-|e|^2`` (no distance matrix assembled from
+        three terms), then a row max (`max(dim).indices`: the first maximum, like argmin's first minimum, and ~2x
+        faster than argmax on CPU). Rows go in chunks of at most 2^21 scores (8 MB), which keeps the score matrix in
+        cache and out of fresh page-faulting allocations. Autocast is off: bf16 distances would pick wrong codes.
+        """
+        with torch.autocast(flat.device.type, enabled=False):
+            e = self.codebook.detach().float()  # [K,C]
+            f = flat.detach().float()  # [N,C]
+            codes = torch.cat([2 * e, -e.pow(2).sum(1, keepdim=True)], dim=1)  # [K,C+1]
+            rows = torch.cat([f, f.new_ones(f.shape[0], 1)], dim=1)  # [N,C+1]
+            if f.shape[0] == 0:
+                return f.new_zeros(0, dtype=torch.long)
+            chunk = max(1, (1 << 21) // e.shape[0])
+            return torch.cat([(r @ codes.t()).max(dim=1).indices for r in rows.split(chunk)])  # [N]
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors of `indices` [B,h,w] -> [B,C,h,w]."""
@@ -98,22 +110,24 @@ class VectorQuantizer(nn.Module):
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ConfigError(f"code indices must lie in [0, {self.codebook_size}), got "
                               f"[{int(indices.min())}, {int(indices.max())}]")
-        return F.embedding(indices.long(), self.codebook).permute(0, 3, 1, 2).contiguous()  # [B,C,h,w]
+        return F.embedding(indices.long(), self.codebook).permute(0, 3, 1, 2)  # [B,C,h,w] (channels-last strides)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantise encoder outputs z [B,C,h,w]; restarts dead codes when training (see module docstring)."""
         if z.ndim != 4 or z.shape[1] != self.dim:
             raise ConfigError(f"VectorQuantizer expects [B,{self.dim},h,w], got {tuple(z.shape)}")
         b, c, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # [N,C], N = B*h*w
-        with torch.no_grad():
-            idx = self.nearest(flat)  # [N]
-            counts = code_histogram(idx, self.codebook_size)  # [K]
-        zq = F.embedding(idx, self.codebook).view(b, h, w, c).permute(0, 3, 1, 2)  # [B,C,h,w]
-        codebook_loss = F.mse_loss(zq.float(), z.detach().float())
-        commitment = F.mse_loss(z.float(), zq.detach().float())
-        loss = codebook_loss + self.beta * commitment
-        quantized = z + (zq - z).detach()  # straight-through
+        with torch.autocast(z.device.type, enabled=False):  # distances, losses and codebook updates in fp32
+            z = z.float()
+            flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # [N,C], N = B*h*w (a view when z is channels-last)
+            with torch.no_grad():
+                idx = self.nearest(flat)  # [N]
+                counts = code_histogram(idx, self.codebook_size)  # [K]
+            zq = F.embedding(idx, self.codebook.float()).view(b, h, w, c).permute(0, 3, 1, 2)  # [B,C,h,w]
+            codebook_loss = F.mse_loss(zq, z.detach())
+            commitment = F.mse_loss(z, zq.detach())
+            loss = codebook_loss + self.beta * commitment
+            quantized = z + (zq - z).detach()  # straight-through
         perplexity, usage = perplexity_and_usage(counts)
         if self.training and self.restart_dead and torch.is_grad_enabled():
             self._restart(flat.detach(), counts)

@@ -50,10 +50,45 @@ def uniforms(shape: tuple[int, ...], generator: Any, device: torch.device | str 
 
 def sample_tokens(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF categorical sampling: probs [B,K,h,w] (rows sum to 1) and u [B,h,w] in [0,1) -> indices [B,h,w]."""
-    cdf = probs.permute(0, 2, 3, 1).cumsum(-1)  # [B,h,w,K]
-    target = (u.to(cdf) * cdf[..., -1]).unsqueeze(-1)  # [B,h,w,1], scaled by the total to absorb rounding
-    idx = torch.searchsorted(cdf.contiguous(), target.contiguous(), right=True).squeeze(-1)
-    return idx.clamp_(max=probs.shape[1] - 1)
+    return _inverse_cdf(probs.permute(0, 2, 3, 1), u)[0]
+
+
+def _block(k: int) -> int:
+    """The block width of the two-level search: the largest power of two <= sqrt(K) dividing K (1 = flat)."""
+    b = 1
+    while (2 * b) ** 2 <= k and k % (2 * b) == 0:
+        b *= 2
+    return b
+
+
+def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse-CDF sampling over the last dim of non-negative `weights` [...,K] (need not sum to 1) with u [...]
+    in [0,1): (indices [...], row totals [...]). Index k is drawn with probability weights[k] / total.
+
+    Two-level search instead of one cumulative sum over all K classes: the cumulative sum of block totals picks the
+    block holding ``u * total``, then the cumulative sum inside that block picks the class (for K = 1,024: blocks of
+    32, so 64 sequential cumsum elements per position instead of 1,024; the block sums are a vectorised reduction).
+    """
+    K = weights.shape[-1]
+    flat = weights.reshape(-1, K)  # [N,K]
+    N = flat.shape[0]
+    blk = _block(K)
+    if blk < 8:  # too few classes (or an awkward K) for blocks to pay off
+        cdf = flat.cumsum(-1)  # [N,K]
+        total = cdf[:, -1:]
+        target = u.reshape(N, 1).to(cdf) * total  # [N,1], scaled by the total to absorb rounding
+        idx = torch.searchsorted(cdf, target, right=True).clamp_(max=K - 1)
+        return idx.view(u.shape), total.view(u.shape)
+    nb = K // blk
+    blocks = flat.view(N, nb, blk)  # [N,nb,blk]
+    cdf = blocks.sum(-1).cumsum(-1)  # [N,nb] mass up to the end of each block
+    total = cdf[:, -1:]  # [N,1]
+    target = u.reshape(N, 1).to(cdf) * total  # [N,1]
+    b = torch.searchsorted(cdf, target, right=True).clamp_(max=nb - 1)  # [N,1] the block holding the target
+    before = torch.where(b > 0, cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(target))  # mass before it
+    inner = blocks.gather(1, b[:, :, None].expand(N, 1, blk))[:, 0].cumsum(-1)  # [N,blk]
+    j = torch.searchsorted(inner, target - before, right=True).clamp_(max=blk - 1)  # [N,1]
+    return (b * blk + j).view(u.shape), total.view(u.shape)
 
 
 class RenoiseScheduler:
@@ -63,10 +98,11 @@ class RenoiseScheduler:
 
         sched = RenoiseScheduler(num_steps=12)
         x = init_noise.clone()                               # [B,h,w] uniform random codebook tokens
+        rand = sched.draw_uniforms(gens, B, (h, w), device)  # every step's draws, one call per row generator
         for i in range(sched.num_steps):
             t = sched.timesteps[i].expand(B)
             logits = cfg_logits(model_fn, x, t, cond, uncond, w)   # [B,K,h,w]
-            x = sched.step(logits, i, x, init_noise, generator=gens)
+            x = sched.step(logits, i, x, init_noise, randoms=rand[i])   # same as generator=gens, drawn lazily
 
     ``timesteps`` holds num_steps + 1 values (the last is 0): step i runs the model at timesteps[i] and renoises its
     sample to t_next = timesteps[i + 1]; the last step does not renoise. Modes:
@@ -111,6 +147,32 @@ class RenoiseScheduler:
     def __len__(self) -> int:
         return self.num_steps
 
+    # ------------------------------------------------------------------------------------------------ randoms
+    def step_draws(self, index: int) -> int:
+        """How many [B,h,w] U[0,1) draws step `index` consumes: one to sample (none at an argmax temperature) and,
+        in "renoise" mode before the last step, one to renoise."""
+        n = 0 if float(self.temperatures[index]) <= _ARGMAX_BELOW else 1
+        return n + int(self.mode == "renoise" and index < self.num_steps - 1)
+
+    def draw_uniforms(self, generator: Any, batch: int, shape: tuple[int, int],
+                      device: torch.device | str | None = None) -> list[torch.Tensor]:
+        """Every U[0,1) draw of a whole sampling run, up front: a list of per-step tensors [B, step_draws(i), h, w].
+
+        One `torch.rand` call per row generator for all steps and one copy to `device` (instead of two small draws
+        per row and two copies per step). A CPU generator's stream does not depend on how it is chunked, so row b
+        gets exactly the values `step(..., generator=...)` would have drawn step by step: the same tokens, and
+        seed N still gives the same image at any batch size.
+
+        Args:
+            generator: None, one torch.Generator, or one per row (see `uniforms`).
+            batch: B.
+            shape: the token grid (h, w).
+            device: where the draws go (the logits' device).
+        """
+        counts = [self.step_draws(i) for i in range(self.num_steps)]
+        u = uniforms((batch, sum(counts), *shape), generator, device)  # [B,D,h,w]
+        return list(u.split(counts, dim=1))
+
     # ------------------------------------------------------------------------------------------------ noising
     @staticmethod
     def add_noise(tokens: torch.Tensor, t: torch.Tensor | float, init_noise: torch.Tensor,
@@ -137,17 +199,21 @@ class RenoiseScheduler:
         generator: Any = None,
         keep_mask: torch.Tensor | None = None,
         known: torch.Tensor | None = None,
+        randoms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One sampler step: sample tokens from `logits` at this step's temperature, then renoise to t_next.
 
         Args:
-            logits: [B,K,h,w] (already guided).
+            logits: [B,K,h,w] (already guided; any dtype, used in fp32; channels-last strides are read in place).
             index: step index in [0, num_steps).
             sample: the current tokens [B,h,w] (the model's input this step).
             init_noise: the initial random tokens [B,h,w].
-            generator: None, one torch.Generator, or a list of B generators (per-seed, batch-size invariant).
+            generator: None, one torch.Generator, or a list of B generators (per-seed, batch-size invariant); used
+                when `randoms` is not given.
             keep_mask: bool [B,h,w] or [h,w], True where tokens are known and kept at every step (inpainting).
             known: the known tokens [B,h,w] (default: `sample`), used where keep_mask is True.
+            randoms: this step's draws [B, step_draws(index), h, w] from `draw_uniforms` (the same values
+                `generator` would give).
         Returns:
             the next tokens [B,h,w] (long).
         """
@@ -157,31 +223,52 @@ class RenoiseScheduler:
             raise ConfigError(f"step needs logits [B,K,h,w] and sample/init_noise [B,h,w], got {tuple(logits.shape)}, "
                               f"{tuple(sample.shape)}, {tuple(init_noise.shape)}")
         B, K, h, w = logits.shape
+        if randoms is not None and randoms.shape != (B, self.step_draws(index), h, w):
+            raise ConfigError(f"randoms for step {index} must be [B,{self.step_draws(index)},h,w]="
+                              f"{(B, self.step_draws(index), h, w)}, got {tuple(randoms.shape)}")
+        draws = iter(randoms.unbind(1)) if randoms is not None else None
+
+        def draw() -> torch.Tensor:  # [B,h,w], in the order of `draw_uniforms`
+            return next(draws) if draws is not None else uniforms((B, h, w), generator, logits.device)
+
         temp = float(self.temperatures[index])
-        logits = logits.float()
+        scores = logits.detach().permute(0, 2, 3, 1).float()  # [B,h,w,K] (a view for channels-last fp32 logits)
         if temp <= _ARGMAX_BELOW:
-            new = logits.argmax(dim=1)  # [B,h,w]
+            new = scores.max(dim=-1).indices  # [B,h,w], the first maximum (as argmax; faster on CPU)
+            top = total = None
         else:
-            probs = (logits / temp).softmax(dim=1)  # [B,K,h,w]
-            u = uniforms((B, h, w), generator, logits.device)
-            new = sample_tokens(probs, u)  # [B,h,w]
+            # softmax(scores / T) without its normalising pass: exp((scores - max) / T) drawn from by inverse CDF
+            top = scores.amax(dim=-1, keepdim=True)  # [B,h,w,1]
+            weights = torch.sub(scores, top, out=self._scratch(scores)).mul_(1.0 / temp).exp_()  # [B,h,w,K]
+            new, total = _inverse_cdf(weights, draw())  # [B,h,w] each
         if keep_mask is not None:
             keep_mask = keep_mask.to(device=logits.device, dtype=torch.bool).expand(B, h, w)
             known = sample if known is None else known
         if index < self.num_steps - 1:
             t_next = float(self.timesteps[index + 1])
             if self.mode == "renoise":
-                r = uniforms((B, h, w), generator, logits.device)  # [B,h,w]
-                renoise = r < t_next
+                renoise = draw() < t_next  # [B,h,w]
             else:
                 # the sampled token's log-probability at this temperature (at temperature 1 for argmax steps)
-                scale = temp if temp > _ARGMAX_BELOW else 1.0
-                conf = (logits / scale).log_softmax(dim=1).gather(1, new[:, None])[:, 0]  # [B,h,w]
+                picked = scores.gather(-1, new[..., None])[..., 0]  # [B,h,w]
+                if top is None:
+                    conf = picked - torch.logsumexp(scores, dim=-1)
+                else:  # log softmax(scores / T)[new] = (s_new - max) / T - log sum exp((s - max) / T)
+                    conf = (picked - top[..., 0]) / temp - total.log()
                 renoise = self._least_confident(conf, t_next, keep_mask)
             new = torch.where(renoise, init_noise, new)
         if keep_mask is not None:
             new = torch.where(keep_mask, known, new)
         return new.long()
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """A [B,h,w,K] fp32 work buffer kept across the steps of a run (a fresh class-sized tensor every step costs
+        page faults on CPU: ~40% of the sampler's own time at emoji64 size)."""
+        buf = getattr(self, "_buf", None)
+        if (buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device
+                or buf.is_inference() != torch.is_inference_mode_enabled()):
+            buf = self._buf = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        return buf
 
     @staticmethod
     def _least_confident(conf: torch.Tensor, t: float, keep_mask: torch.Tensor | None) -> torch.Tensor:
@@ -220,6 +307,7 @@ def cfg_logits(
     cond: Any,
     uncond: Any,
     w: float,
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Classifier-free guidance in ONE batched forward: ``logits_c * w + logits_u * (1 - w)`` -> [B,K,h,w].
 
@@ -230,12 +318,16 @@ def cfg_logits(
         t: [B] noise levels.
         cond, uncond: conditional and unconditional conditioning with batch B and the same structure.
         w: guidance weight (1 = conditional only, one forward of B; 0 = unconditional only).
+        head: optional LINEAR map applied after the mix: then `model_fn` returns what `head` takes (e.g. the
+            denoiser's features before its bias-free output projection) and the result is ``head(f_c * w + f_u *
+            (1 - w))``, which equals guiding ``head``'s outputs but projects B rows instead of 2B.
+    The two branches are mixed in fp32 (the model may run in bf16), as one `torch.lerp`.
     """
-    if uncond is None or float(w) == 1.0:
-        return model_fn(tokens, t, cond)
-    if float(w) == 0.0:
-        return model_fn(tokens, t, uncond)
+    if uncond is None or float(w) == 1.0 or float(w) == 0.0:
+        out = model_fn(tokens, t, cond if (uncond is None or float(w) == 1.0) else uncond)
+        return out if head is None else head(out)
     B = tokens.shape[0]
-    both = model_fn(torch.cat([tokens, tokens]), torch.cat([t, t]), _cat(cond, uncond))  # [2B,K,h,w]
-    logits_c, logits_u = both[:B], both[B:]
-    return logits_c * w + logits_u * (1.0 - w)
+    both = model_fn(torch.cat([tokens, tokens]), torch.cat([t, t]), _cat(cond, uncond))  # [2B,...]
+    c, u = both[:B].float(), both[B:].float()
+    mixed = torch.lerp(u, c, float(w))  # = c * w + u * (1 - w), one pass
+    return mixed if head is None else head(mixed)

@@ -74,13 +74,19 @@ class VQGANConfig:
             raise ConfigError(f"vqgan.codebook_size must be >= 2, got {self.codebook_size}")
 
 
-def layer_norm_2d(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Parameter-free LayerNorm over the channels of [B,C,H,W]."""
-    return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], eps=eps).permute(0, 3, 1, 2)
+def layer_norm_2d(x: torch.Tensor, eps: float = 1e-6, weight: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    """LayerNorm over the channels of [B,C,H,W] (parameter-free unless `weight` / `bias` [C] are given); free of
+    copies when x is channels-last (the permute is then a contiguous [B,H,W,C] view)."""
+    return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], weight, bias, eps).permute(0, 3, 1, 2)
 
 
 class MixingBlock(nn.Module):
     """Depthwise-conv mixing then channel-MLP mixing, each modulated by zero-initialised (scale, shift, gate).
+
+    ``h = LN(x) * (1 + g0) + g1;  x = x + g2 * dwconv(h);  h = LN(x) * (1 + g3) + g4;  x = x + g5 * mlp(h)``.
+    The scalars are folded into the layer norms' affine parameters and into the weights of the depthwise conv and of
+    the MLP's last layer (the same function, and the same gradients, with four fewer passes over the feature map).
 
     Args:
         channels: width C.
@@ -95,11 +101,14 @@ class MixingBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = self.gammas
-        h = layer_norm_2d(x) * (1 + g[0]) + g[1]  # [B,C,H,W]
-        x = x + self.depthwise(h) * g[2]
-        h = layer_norm_2d(x) * (1 + g[3]) + g[4]
-        h = self.mlp(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # [B,C,H,W]
-        return x + h * g[5]
+        C = x.shape[1]
+        h = layer_norm_2d(x, 1e-6, (1 + g[0]).expand(C), g[1].expand(C))  # [B,C,H,W]
+        dw = self.depthwise
+        x = x + dw._conv_forward(h, dw.weight * g[2], dw.bias * g[2])  # replicate padding, as dw(h) * g2
+        h = layer_norm_2d(x, 1e-6, (1 + g[3]).expand(C), g[4].expand(C)).permute(0, 2, 3, 1)  # [B,H,W,C]
+        fc1, act, fc2 = self.mlp
+        h = F.linear(act(fc1(h)), fc2.weight * g[5], fc2.bias * g[5])  # [B,H,W,C], = mlp(h) * g5
+        return x + h.permute(0, 3, 1, 2)  # [B,C,H,W]
 
 
 @register_model("paella-vqgan")
@@ -163,9 +172,11 @@ class VQGAN(PretrainedMixin, nn.Module):
         self.token_shape(tuple(images.shape[-2:]))
 
     def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
-        """Continuous latent z [B,latent,H/4,W/4] (before quantisation) of images [B,3,H,W] in [-1,1]."""
+        """Continuous latent z [B,latent,H/4,W/4] (before quantisation) of images [B,3,H,W] in [-1,1].
+
+        The network runs on channels-last maps (copy-free channel norms and MLPs, oneDNN's NHWC convs)."""
         self._check_images(images)
-        return self.encoder(images)
+        return self.encoder(images.contiguous(memory_format=torch.channels_last))
 
     def encode(self, images: torch.Tensor) -> QuantizerOutput:
         """Quantised latent of images [B,3,H,W] in [-1,1] (quantized [B,latent,H/4,W/4], indices [B,H/4,W/4], ...)."""
@@ -183,7 +194,8 @@ class VQGAN(PretrainedMixin, nn.Module):
         if quantized.ndim != 4 or quantized.shape[1] != self.config.latent_channels:
             raise ConfigError(f"VQGAN.decode expects [B,{self.config.latent_channels},h,w], got "
                               f"{tuple(quantized.shape)}")
-        return self.decoder(quantized)
+        out = self.decoder(quantized.contiguous(memory_format=torch.channels_last))  # channels-last inside
+        return out.contiguous()  # [B,3,4h,4w]
 
     def decode_tokens(self, indices: torch.Tensor) -> torch.Tensor:
         """Images [B,3,4h,4w] (roughly [-1,1], not clamped) from code indices [B,h,w]."""
