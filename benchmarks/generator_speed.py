@@ -3,6 +3,8 @@
     python benchmarks/generator_speed.py                       # emoji64, batch 1 and 32, 2 threads
     python benchmarks/generator_speed.py --baseline-src /tmp/base/src    # also time an older checkout's src/
     python benchmarks/generator_speed.py --layers               # per-layer fused vs non-fused (sets the auto rule)
+    python benchmarks/generator_speed.py --threads 1 --clock cpu  # steadier on a machine shared with other jobs
+    python benchmarks/generator_speed.py --omp-passive          # 2 threads on a shared machine: no OpenMP spinning
 
 (`git archive 718a537 src | tar -x -C /tmp/base` makes such a baseline `src/`.)
 
@@ -144,6 +146,8 @@ class Worker:
         if src:
             cmd += ["--src", src]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        if args.omp_passive:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         if self.proc.stdout.readline().strip() != "ready":
             raise SystemExit(f"worker {cmd} failed to start")
@@ -230,6 +234,9 @@ def main() -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall (perf_counter) or cpu (process CPU time: steadier on a shared machine, use with "
                          "--threads 1)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE in the workers: on a machine shared with other jobs, spinning OpenMP "
+                         "threads inflate wall times 2x or more")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -270,8 +277,10 @@ def main() -> None:
             w.close()
 
     peak = {d: statistics.median(v) for d, v in peaks.items()}
-    print(f"\n{args.preset}, {args.threads} threads, medians of {args.repeats} interleaved rounds; matmul 2048^3 peak: "
-          f"fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s (same run)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{args.preset}, {args.threads} threads ({args.clock} clock{', OMP passive' if args.omp_passive else ''}), "
+          f"medians of {args.repeats} interleaved rounds; matmul 2048^3 peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 "
+          f"{peak['bf16']:.0f} GFLOP/s (same run); load average at the end {load:.1f} on {os.cpu_count()} CPUs")
     print("\n| code | form | dtype | batch | ms | speed-up vs fused | model GFLOP | executed GFLOP | GFLOP/s | "
           "% of fp32 peak | % of bf16 peak | peak mem MiB |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

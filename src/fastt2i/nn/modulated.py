@@ -20,7 +20,7 @@ NOISE_MODES = ("random", "const", "none")
 # [B,O,I,k,k] built on every call; the extra work of the non-fused form per kernel element is (N-1)*H*W
 # multiply-adds, so it wins while (N-1)*H*W stays small. Measured on emoji64's layers (AMX Xeon, batch 32, fp32 and
 # bf16 autocast; `python benchmarks/generator_speed.py --layers`): at (N-1)*H*W = 64 (2 kernels at 8 px) non-fused
-# takes 0.4-0.7x the fused time, at 768 (4 kernels at 16 px) 1.1-2.2x, at 3072 2-2.7x; batch 1 agrees. A single
+# takes 0.4-0.7x the fused time, at 768 (4 kernels at 16 px) 1.1-2.2x, at 3072 2-2.7x; batch 1 agrees or is even. A single
 # kernel (N=1) is always non-fused (0.1-0.4x at batch 32), a 1x1 kernel (toRGB) always fused (a batched matmul).
 UNFUSED_LIMIT = 256
 CONV_FORMS = (None, True, False)
