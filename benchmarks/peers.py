@@ -687,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT + json.dumps(res), flush=True)
         return 0
 
+    import importlib.util
+
+    missing = [m for m in ("gigagan_pytorch", "muse_maskgit_pytorch", "fastt2i") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"{sys.executable} cannot import {', '.join(missing)}: run `bash benchmarks/peers_setup.sh` and use "
+              "that venv's python (default /tmp/fastt2i-peers-venv/bin/python)", file=sys.stderr)
+        return 2
     ids = list(CASES) if args.cases == "all" else [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in ids if c not in CASES]
     if unknown:
@@ -742,8 +749,10 @@ def main(argv: list[str] | None = None) -> int:
                 bad = r["first_nonfinite_step"]
                 emit(f"- {side}: " + ("all losses finite" if bad is None else f"non-finite losses from step {bad}: "
                      + ", ".join(f"{k}={v}" for k, v in r["losses"][bad - 1].items() if not math.isfinite(v))))
+                keys = [k for k in r["losses"][0] if any(row[k] != 0 for row in r["losses"])]  # drop always-0 terms
                 emit("  - per step: " + " | ".join(
-                    ", ".join(f"{k.split('/')[-1]}={v:.3g}" for k, v in row.items()) for row in r["losses"]))
+                    f"{i}: " + ", ".join(f"{k.removeprefix('loss/')}={row[k]:.3g}" for k in keys)
+                    for i, row in enumerate(r["losses"], 1)))
     if args.json:
         args.json.write_text(json.dumps({"peaks": peaks, "time": results, "memory": memory,
                                          "nan": nan if args.nan_steps > 0 else None}, indent=1))
