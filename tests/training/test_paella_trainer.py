@@ -12,7 +12,7 @@ import torch
 from fastt2i.cli import main
 from fastt2i.training.presets import families
 from fastt2i.errors import ConfigError
-from fastt2i.losses.token import paella_loss, renoise_tokens
+from fastt2i.losses.token import head_cross_entropy, paella_loss, renoise_tokens
 from fastt2i.models.paella.conditioning import ConditionDropout
 from fastt2i.training.paella import PaellaRunConfig, PaellaTrainer, load_vqgan
 from toy_runner import write_npz
@@ -168,7 +168,7 @@ def test_bf16_training_steps_stay_finite_with_fp32_loss_ema_and_optimizer(tmp_pa
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision="bf16"))
     trainer = built(cfg)
     seen = []
-    trainer.denoiser.out_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    trainer.denoiser.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     g = torch.Generator().manual_seed(0)
     images = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
     captions = [f"toy {i}" for i in range(8)]
@@ -178,3 +178,26 @@ def test_bf16_training_steps_stay_finite_with_fp32_loss_ema_and_optimizer(tmp_pa
     assert all(p.dtype == torch.float32 for p in trainer.denoiser.parameters())
     assert all(p.dtype == torch.float32 for p in trainer.denoiser_ema.parameters())
     assert all(v.dtype == torch.float32 for st in trainer.opt.state.values() for k, v in st.items() if k != "step")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_head_cross_entropy_equals_paella_loss_of_the_projected_logits(dtype):
+    g = torch.Generator().manual_seed(0)
+    B, C, K, h = 3, 8, 64, 4
+    feats = torch.randn(B, C, h, h, generator=g).contiguous(memory_format=torch.channels_last).to(dtype)
+    weight = torch.randn(K, C, generator=g)
+    target = torch.randint(0, K, (B, h, h), generator=g)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    replaced = torch.rand(B, h, h, generator=g) < t[:, None, None]
+    f1, w1 = feats.clone().requires_grad_(), weight.clone().requires_grad_()
+    f2, w2 = feats.clone().requires_grad_(), weight.clone().requires_grad_()
+    logits = torch.nn.functional.conv2d(f1.float(), w1[:, :, None, None])  # out_proj, in fp32 (bf16 features too)
+    want = paella_loss(logits, target, t, replaced, 0.1, 0.3)
+    got, hits = head_cross_entropy(f2, w2, target, t, replaced, 0.1, 0.3, chunk_elements=5 * K)  # uneven chunks
+    want.backward()
+    got.backward()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert f2.grad.dtype == dtype and w2.grad.dtype == torch.float32
+    torch.testing.assert_close(f2.grad, f1.grad, **(dict(rtol=1e-5, atol=1e-7) if dtype == torch.float32 else {}))
+    torch.testing.assert_close(w2.grad, w1.grad, rtol=1e-5, atol=1e-7)
+    assert torch.equal(hits, logits.argmax(1) == target)

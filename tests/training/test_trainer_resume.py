@@ -106,7 +106,8 @@ def test_sigterm_to_the_whole_process_group_with_loader_workers_still_saves(npz_
     import os
 
     run_dir = tmp_path / "run"
-    cmd = toy_cmd("--run-dir", run_dir, "--data", npz_data, *COMMON, "--num-workers", 2, "--step-sleep", 0.04)
+    cmd = toy_cmd("--run-dir", run_dir, "--data", npz_data, *COMMON, "--num-workers", 2, "--streaming",
+                  "--step-sleep", 0.04)  # streaming: the workers live for the whole run (in memory they stop early)
     before = len(list_states(run_dir))
     proc = subprocess.Popen(cmd, env=toy_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

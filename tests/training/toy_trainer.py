@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-every", type=int, default=5)
     p.add_argument("--keep-states", type=int, default=3)
     p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--streaming", action="store_true", help="train.in_memory=False: batches from the loader workers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--ema-kimg", type=float, default=0.01)
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         train = TrainConfig(run_dir=a.run_dir, data=a.data, resolution=a.resolution, batch_size=a.batch_size,
                             kimg=a.kimg, snapshot_kimg=a.snapshot_kimg, sample_kimg=a.sample_kimg,
                             eval_kimg=a.eval_kimg, log_every=a.log_every, seed=a.seed, ema_kimg=a.ema_kimg,
-                            num_workers=a.num_workers, keep_states=a.keep_states, val_fraction=0.0)
+                            num_workers=a.num_workers, in_memory=False if a.streaming else None,
+                            keep_states=a.keep_states, val_fraction=0.0)
         cfg = ToyRunConfig(train=train, lr=a.lr)
         if a.dry_run:
             return dry_run(cfg)

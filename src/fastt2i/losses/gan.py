@@ -91,7 +91,7 @@ def r1_penalty(
     total = stack_logits(logits).sum()
     grads = torch.autograd.grad(total, inputs, create_graph=True, allow_unused=True)
     pen = None
-    for g, x in zip(grads, inputs):
+    for g in grads:
         if g is None:  # this level did not enter D (e.g. multiscale=False)
             continue
         term = g.float().square().flatten(1).sum(dim=1)  # [B]

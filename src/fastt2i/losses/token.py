@@ -8,6 +8,8 @@ weight 1 on replaced tokens and ``1 - (1 - t)(1 - eta)`` (eta = 0.3) on the unto
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -111,3 +113,87 @@ def paella_loss(
     w = token_loss_weights(t, replaced, eta)  # [B,h,w]
     per_image = (ce * w).sum(dim=(1, 2)) / w.sum(dim=(1, 2))  # [B]
     return per_image.mean()
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """`paella_loss` of ``rows @ weight.T`` computed in row chunks: the [N,K] logits never exist at once.
+
+    Per row p (K classes, label smoothing e): ``CE_p = lse(z) - (1 - e) z_y - (e / K) sum_k z_k`` (torch's
+    label-smoothed cross-entropy written out), weighted by ``coef_p`` (the per-image normalised token weights / B);
+    the gradient is ``coef_p (softmax(z) - (1 - e) onehot(y) - e / K)``, with softmax(z) = exp(z - lse) from logits
+    recomputed chunk by chunk in the backward. Everything here runs in fp32, the three small matmuls included (the
+    logits are not rounded to bf16; nothing class-sized is ever cast), in one reused chunk buffer.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rows: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, coef: torch.Tensor,
+                eps: float, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(rows.device.type, enabled=False):
+            N, K = rows.shape[0], weight.shape[0]
+            w = weight.float()  # [K,C]
+            buf = torch.empty(min(chunk, N), K, device=rows.device)  # [n,K] logits of one chunk
+            lse = torch.empty(N, device=rows.device)  # [N] log-sum-exp per row, for the backward
+            loss = torch.zeros((), device=rows.device)
+            hits = torch.empty(N, dtype=torch.bool, device=rows.device)
+            for s in range(0, N, chunk):
+                r = rows[s:s + chunk].float()
+                z = torch.mm(r, w.t(), out=buf[:r.shape[0]])  # [n,K]
+                zy = z.gather(1, target[s:s + chunk, None])[:, 0]  # [n]
+                top, zsum = z.amax(dim=1), z.sum(dim=1)  # [n] each
+                torch.log(z.sub_(top[:, None]).exp_().sum(dim=1), out=lse[s:s + chunk]).add_(top)
+                ce = lse[s:s + chunk] - (1 - eps) * zy - (eps / K) * zsum  # [n]
+                loss = loss + (ce * coef[s:s + chunk]).sum()
+                torch.ge(zy, top, out=hits[s:s + chunk])  # top-1 hit (a tie with the maximum counts as one)
+        ctx.save_for_backward(rows, weight, target, coef, lse)
+        ctx.eps, ctx.chunk = eps, chunk
+        ctx.mark_non_differentiable(hits)
+        return loss, hits
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor, _grad_hits: Any) -> tuple[Any, ...]:
+        rows, weight, target, coef, lse = ctx.saved_tensors
+        eps, chunk = ctx.eps, ctx.chunk
+        with torch.autocast(rows.device.type, enabled=False):
+            N, K = rows.shape[0], weight.shape[0]
+            w = weight.float()  # [K,C]
+            buf = torch.empty(min(chunk, N), K, device=rows.device)
+            grad_rows = torch.empty_like(rows)  # [N,C]
+            grad_w = torch.zeros(weight.shape, device=weight.device)  # [K,C] fp32
+            scale = coef * grad_loss  # [N]
+            for s in range(0, N, chunk):
+                r, y = rows[s:s + chunk].float(), target[s:s + chunk]
+                g = torch.mm(r, w.t(), out=buf[:r.shape[0]])  # [n,K] logits again
+                g.sub_(lse[s:s + chunk, None]).exp_().sub_(eps / K)  # softmax - e/K
+                g.scatter_add_(1, y[:, None], g.new_full((y.shape[0], 1), -(1 - eps)))  # - (1-e) onehot
+                g.mul_(scale[s:s + chunk, None])
+                grad_rows[s:s + chunk] = g @ w  # [n,C]
+                grad_w.addmm_(g.t(), r)  # [K,C]
+        return grad_rows, grad_w.to(weight.dtype), None, None, None, None
+
+
+def head_cross_entropy(features: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, t: torch.Tensor,
+                       replaced: torch.Tensor, label_smoothing: float = 0.1, eta: float = 0.3,
+                       chunk_elements: int = 1 << 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """``paella_loss(logits, target, t, replaced, label_smoothing, eta)`` with ``logits = conv1x1(features, weight)``
+    (the denoiser's bias-free output projection), fused: the [B,K,h,w] logits are made, used and dropped in chunks of
+    `chunk_elements` (4 MB), forward and backward. Returns (loss, top-1 hits [B,h,w] bool).
+
+    On CPU the class-sized tensors, not the network, were the cost of a Paella step (emoji64: 8.4M logits, each
+    written and read by the projection, log-softmax, label smoothing and their backwards in fresh 33 MB buffers);
+    this does the same arithmetic in cache, in fp32 throughout (under bf16 autocast too: the logits are not rounded
+    to bf16).
+
+    Args:
+        features: [B,C,h,w] `PaellaDenoiser(..., return_features=True)` (any strides; bf16 under autocast).
+        weight: [K,C] projection weight (`out_proj.weight[:, :, 0, 0]`).
+        target, t, replaced, label_smoothing, eta: as `paella_loss`.
+        chunk_elements: logits per chunk.
+    """
+    B, C, h, w = features.shape
+    K = weight.shape[0]
+    tw = token_loss_weights(t, replaced, eta)  # [B,h,w]
+    coef = (tw / tw.sum(dim=(1, 2), keepdim=True) / B).reshape(-1).float()  # [N]: per-image normalised, batch mean
+    rows = features.permute(0, 2, 3, 1).reshape(B * h * w, C)  # [N,C], a view of channels-last features
+    loss, hits = _HeadCrossEntropy.apply(rows, weight, target.reshape(-1), coef, float(label_smoothing),
+                                         max(1, chunk_elements // K))
+    return loss, hits.view(B, h, w)

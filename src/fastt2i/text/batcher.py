@@ -57,7 +57,7 @@ class TextBatcher:
         rows = [self.index[c] for c in captions]
         length = max(self._lengths[r] for r in rows)
         idx = torch.tensor(rows, device=self.device)  # [B]
-        tokens = self._tokens.index_select(0, idx)[:, :length].float()  # [B,L,D]
+        tokens = self._tokens.narrow(1, 0, length).index_select(0, idx).float()  # [B,L,D]
         mask = torch.arange(length, device=self.device) < self._lengths_dev.index_select(0, idx)[:, None]  # [B,L]
         pooled = self._pooled.index_select(0, idx).float()  # [B,P]
         return tokens, mask, pooled

@@ -30,7 +30,10 @@ class TrainConfig:
             optimizer state, EMA and losses stay fp32; bf16 works on CPU (autocast) and on recent GPUs.
         ema_kimg: EMA half-life in kimg (StyleGAN convention); 0 makes the EMA a copy of the weights.
         ema_rampup: if set, the half-life is capped at ``cur_nimg * ema_rampup`` early in training (None = off).
-        num_workers: data loader worker processes per rank.
+        num_workers: data loader worker processes per rank (in memory: the processes that decode the store once).
+        in_memory: None (auto): map-style data whose decoded uint8 images fit 4 GiB per process is decoded once and
+            batches are gathered from memory, on the training device (`fastt2i.data.make_loader`); False: always
+            stream through the loader workers; True: in memory or a clear error.
         val_fraction: fraction of keys held out for validation (split by key hash in fastt2i.data).
         split_by: "key" (per-sample hash split) or "emoji" (hold out whole emoji: every style and skin tone).
         caption_field: caption field for npz / json / manifest datasets (None: the dataset default).
@@ -55,6 +58,7 @@ class TrainConfig:
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     num_workers: int = 2
+    in_memory: bool | None = None
     val_fraction: float = 0.05
     split_by: Literal["key", "emoji"] = "key"
     caption_field: str | None = None

@@ -26,7 +26,7 @@ from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.gigagan import GigaGANPipeline
 from fastt2i.losses.gan import d_logistic, g_nonsaturating, r1_penalty
 from fastt2i.losses.matching import d_matching_loss, try_mismatch_index
-from fastt2i.losses.vision_aided import VisionAidedDiscriminator, generator_clip_loss
+from fastt2i.losses.vision_aided import VisionAidedDiscriminator, clip_image_features, generator_clip_loss
 from fastt2i.models.gigagan import (
     GigaGANDiscriminator,
     GigaGANDiscriminatorConfig,
@@ -257,9 +257,14 @@ class GigaGANTrainer(Trainer):
             # D's text transformer runs once: t_D is per-sample, so the mismatched descriptor is t_D[idx]
             t_d = self.D.text_descriptor(*text)  # [B,cond_dim]
             descriptors = [t_d] if idx is None else [t_d, t_d[idx.to(t_d.device)]]
-            # real and fake ride D's trunk together, matched and mismatched t_D its heads (D.judge_many)
+            # real and fake ride D's trunk together, matched and mismatched t_D its heads (D.judge_many); when R1
+            # reuses the real logits, the real pass stays apart so that R1's double backward covers the real rows only
             judge_many = self._judge_many or self.D.judge_many
-            real_judged, fake_judged = judge_many([real, self.d_pyramid(fake)], descriptors)
+            if r1_shared:
+                real_judged, fake_judged = judge_many([real], descriptors)[0], judge_many([self.d_pyramid(fake)],
+                                                                                        descriptors)[0]
+            else:
+                real_judged, fake_judged = judge_many([real, self.d_pyramid(fake)], descriptors)
             real_logits, fake_logits = real_judged[0], fake_judged[0]
             # d_logistic = softplus(-D(x, c)) + softplus(D(G(c), c)) over every (i, j) (eq. 6), its two halves logged
             out["loss/d_real"] = g_nonsaturating(real_logits, red)  # softplus(-D(x, c))
@@ -309,7 +314,7 @@ class GigaGANTrainer(Trainer):
             total = out["loss/g_adv"]
             feats = None  # the frozen CLIP image features of G's images: one pass for both terms
             if self.clip is not None:
-                feats = self.clip.encode_image(fake[0])  # [B,E]
+                feats = clip_image_features(self.clip, fake[0])  # [B,E]
             if cfg.clip_loss_weight > 0:  # GigaGAN sec. 3.5, eq. 9
                 out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]),
                                                          image_features=feats)

@@ -24,7 +24,7 @@ from torch import nn
 from fastt2i.errors import ConfigError
 from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.paella import PaellaPipeline
-from fastt2i.losses.token import paella_loss, renoise_tokens, sample_t
+from fastt2i.losses.token import head_cross_entropy, paella_loss, renoise_tokens, sample_t
 from fastt2i.models.image_text import load_clip_model
 from fastt2i.models.paella.conditioning import ConditionDropout, sample_dropout
 from fastt2i.models.paella.config import PaellaConfig
@@ -144,17 +144,31 @@ def load_vqgan(spec: str, codebook_size: int, resolution: int, device: torch.dev
 
 
 class _TrainForward(nn.Module):
-    """Conditioner + denoiser in one forward, so that DDP sees every trained parameter in one call."""
+    """Conditioner + denoiser + loss in one forward, so that DDP sees every trained parameter in one call.
 
-    def __init__(self, denoiser: PaellaDenoiser):
+    On CPU the loss is `head_cross_entropy` (the output projection fused with the cross-entropy); elsewhere the
+    denoiser's logits go to `paella_loss`. Returns (loss, top-1 hits [B,h,w] bool).
+    """
+
+    def __init__(self, denoiser: PaellaDenoiser, fused: bool):
         super().__init__()
         self.denoiser = denoiser
+        self.fused = fused
 
     def forward(self, tokens: torch.Tensor, t: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor,
-                clip_text: torch.Tensor | None, clip_image: torch.Tensor | None,
-                drops: dict[str, torch.Tensor]) -> torch.Tensor:
+                clip_text: torch.Tensor | None, clip_image: torch.Tensor | None, drops: dict[str, torch.Tensor],
+                target: torch.Tensor, replaced: torch.Tensor, label_smoothing: float,
+                eta: float) -> tuple[torch.Tensor, torch.Tensor]:
         cond = self.denoiser.conditioner(text_tokens, text_mask, clip_text, clip_image, **drops)
-        return self.denoiser(tokens, t, *cond)  # [B,K,h,w]
+        if self.fused:
+            features = self.denoiser(tokens, t, *cond, return_features=True)  # [B,c_out,h,w]
+            return head_cross_entropy(features, self.denoiser.out_proj.weight[:, :, 0, 0], target, t, replaced,
+                                      label_smoothing, eta)
+        logits = self.denoiser(tokens, t, *cond)  # [B,K,h,w]
+        loss = paella_loss(logits, target, t, replaced, label_smoothing, eta)  # CE in fp32
+        with torch.no_grad():  # top-1 hits as the fused loss counts them: the target's logit is the largest
+            hits = (logits.gather(1, target[:, None]) >= logits.amax(dim=1, keepdim=True))[:, 0]  # [B,h,w]
+        return loss, hits
 
 
 class PaellaTrainer(Trainer):
@@ -179,7 +193,7 @@ class PaellaTrainer(Trainer):
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm_steps) if warm_steps > 0 else 1.0)
         self.denoiser = denoiser
-        self.model, self.opt = self.prepare(_TrainForward(denoiser), opt)
+        self.model, self.opt = self.prepare(_TrainForward(denoiser, fused=self.device.type == "cpu"), opt)
         self.sched = sched
         self.denoiser_ema = self.add_ema("denoiser", denoiser)  # an fp32 copy, updated outside autocast
         self.maybe_compile(denoiser, "denoiser")  # train.compile (after add_ema: the EMA copy stays eager)
@@ -240,9 +254,9 @@ class PaellaTrainer(Trainer):
             t = sample_t(B, min_t=cfg.min_t, device=self.device)  # [B]
             noised, replaced = renoise_tokens(target, t, cfg.model.codebook_size)  # [B,h,w] each
         self.model.train()
-        with self.autocast():  # train.mixed_precision: the denoiser in bf16 on CPU/GPU (or fp16 on GPU)
-            logits = self.model(noised, t, text, mask, clip_text, clip_image, drops)  # [B,K,h,w]
-        loss = paella_loss(logits, target, t, replaced, cfg.label_smoothing, cfg.eta)  # CE in fp32
+        with self.autocast():  # train.mixed_precision: the denoiser in bf16 (or fp16 on GPU); the CE in fp32
+            loss, hit = self.model(noised, t, text, mask, clip_text, clip_image, drops, target, replaced,
+                                   cfg.label_smoothing, cfg.eta)  # scalar, [B,h,w] bool
         self.opt.zero_grad(set_to_none=True)
         self.backward(loss)
         out = {"loss/ce": loss.detach()}
@@ -252,9 +266,9 @@ class PaellaTrainer(Trainer):
         self.opt.step()
         self.sched.step()
         with torch.no_grad():
-            # top-1 hits as "the target's logit is the largest" (ties count as hits): one max over the classes plus a
-            # gather, instead of argmax over dim 1, which torch runs ~10x slower than max on CPU at this size
-            hit = (logits.gather(1, target[:, None]) >= logits.amax(dim=1, keepdim=True))[:, 0].float()  # [B,h,w]
+            # top-1 hits as "the target's logit is the largest" (ties count as hits): a max over the classes, not an
+            # argmax over dim 1, which torch runs ~10x slower on CPU at this size
+            hit = hit.float()  # [B,h,w]
             out["acc/noised"] = (hit * replaced).sum() / replaced.sum().clamp(min=1)
             out["acc/all"] = hit.mean()
         return out

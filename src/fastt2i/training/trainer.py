@@ -350,6 +350,8 @@ class Trainer(abc.ABC):
             num_workers=cfg.num_workers,
             start_sample=start_sample,
             drop_last=True,
+            in_memory=cfg.in_memory,
+            device=self.device,  # in memory, the store lives on the training device (no host-to-device copy per batch)
         )
 
     # ----------------------------------------------------------------------------------------------- state

@@ -22,7 +22,12 @@ from paellafx import CLIP_DIM, ToyCLIP, tiny_parts, tiny_pipeline  # noqa: E402
 
 from fastt2i.inference.paella import PaellaPipeline  # noqa: E402
 from fastt2i.models.paella.conditioning import null_condition  # noqa: E402
-from fastt2i.models.paella.denoiser import AttnBlock, GlobalResponseNorm, PaellaDenoiser  # noqa: E402
+from fastt2i.models.paella.denoiser import (  # noqa: E402
+    AttnBlock,
+    GlobalResponseNorm,
+    PaellaDenoiser,
+    _attention,
+)
 from fastt2i.models.paella.presets import PAELLA_PRESETS  # noqa: E402
 from fastt2i.models.paella.quantizer import VectorQuantizer  # noqa: E402
 from fastt2i.models.paella.schedule import (  # noqa: E402
@@ -59,7 +64,7 @@ def reference_attention(block: AttnBlock, x, cond, cond_mask):
     if mask is not None:
         empty = ~mask.any(dim=1)
         mask = (mask | empty[:, None])[:, None, None, :]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out = _attention(q, k, v, mask, 0.0)  # the block's attention kernel (the same with or without the sync)
     out = block.to_out(out.transpose(1, 2).reshape(B, H * W, C))
     if empty is not None and bool(empty.any()):
         out = out * (~empty)[:, None, None].to(out.dtype)
@@ -92,6 +97,22 @@ def test_attention_has_no_host_sync_and_matches_the_old_block_exactly(self_attn,
         assert torch.equal(g, w)
     if not self_attn:  # the row without keys gets no update
         assert torch.equal(got[0][2], x[2])
+
+
+def test_sampling_attention_kernel_matches_sdpa():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 3, 5, 8, generator=g), torch.randn(2, 3, 7, 8, generator=g), torch.randn(2, 3, 7, 8,
+                                                                                                        generator=g)
+    mask = torch.rand(2, 1, 1, 7, generator=g) > 0.3
+    mask[..., 0] = True  # every row attends to something (the image tokens, in the denoiser)
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    with torch.no_grad():
+        torch.testing.assert_close(_attention(q, k, v, mask, 0.0), want, rtol=1e-6, atol=1e-6)
+        got16 = _attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask, 0.0)
+    assert got16.dtype == torch.bfloat16
+    torch.testing.assert_close(got16.float(), want, rtol=2e-2, atol=2e-2)
+    q.requires_grad_()
+    torch.testing.assert_close(_attention(q, k, v, mask, 0.0), want)  # with gradients: SDPA itself
 
 
 def test_denoiser_forward_has_no_host_sync(monkeypatch):

@@ -42,10 +42,10 @@ class LayerNorm2d(nn.LayerNorm):
 class GlobalResponseNorm(nn.Module):
     """ConvNeXt-V2 GRN on channels-last maps [B,H,W,C]: x + gamma * (x * N(x)) + beta, gamma = beta = 0 at init.
 
-    N(x) = ||x||_spatial / mean_C ||x||_spatial. Written as ``x * (1 + gamma * N(x)) + beta`` (one pass over x) with the
-    spatial norm as ``sqrt(sum x^2)`` accumulated in fp32: `torch.norm` over the two spatial dims of a channels-last
-    map is 10-40x slower on CPU. The sum is clamped at 1e-24 before the root so an all-zero channel has a zero (not
-    NaN) gradient, as `torch.norm` gives.
+    N(x) = ||x||_spatial / mean_C ||x||_spatial, written as ``x * (1 + gamma * N(x)) + beta`` (one pass over x) with
+    the spatial norm as ``sqrt(sum x^2)`` (the sum accumulates in fp32 for bf16 x too): `torch.norm` over the two
+    spatial dims of a channels-last map is 10-40x slower on CPU. The sum is clamped at 1e-24 before the root so an
+    all-zero channel has a zero (not NaN) gradient, as `torch.norm` gives.
     """
 
     def __init__(self, dim: int):
@@ -54,7 +54,7 @@ class GlobalResponseNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.sum(x * x, dim=(1, 2), keepdim=True, dtype=torch.float32).clamp_min(1e-24).sqrt()  # [B,1,1,C]
+        gx = (x * x).sum(dim=(1, 2), keepdim=True).float().clamp_min(1e-24).sqrt()  # [B,1,1,C]
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)  # [B,1,1,C]
         scale = (1 + self.gamma * nx).to(x.dtype)  # [B,1,1,C]
         return torch.addcmul(self.beta.to(x.dtype), x, scale)  # [B,H,W,C]
@@ -96,12 +96,20 @@ class TimestepBlock(nn.Module):
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                dropout: float) -> torch.Tensor:
-    """SDPA of q [B,nh,N,dh] over k, v [B,nh,M,dh] (mask [B,1,1,M] bool, True = attend); in fp32 when gradients flow.
+    """Softmax attention of q [B,nh,N,dh] over k, v [B,nh,M,dh] (mask [B,1,1,M] bool, True = attend).
 
-    Under bf16 autocast the CPU flash-attention backward is ~5x slower in bf16 than in fp32 at these sizes (torch
-    2.13; the forward costs the same), so with autograd recording the attention core runs in fp32 outside autocast
-    and its output is cast back; without gradients (sampling) it stays in the input dtype.
+    On CPU the core always computes in fp32: under bf16 autocast the CPU flash-attention backward is ~5x slower in
+    bf16 than in fp32 at these sizes (torch 2.13), so with autograd recording SDPA runs on fp32 copies outside
+    autocast, and without it (sampling) a plain fp32 matmul-softmax-matmul replaces SDPA. Elsewhere: SDPA as is.
     """
+    if q.device.type == "cpu" and not torch.is_grad_enabled() and dropout == 0.0:
+        # sampling: at these sizes (16 queries, ~30 keys) plain fp32 matmul-softmax-matmul is ~2x faster than
+        # torch's CPU flash kernel, and no less precise (fp32 scores and probabilities; no row is fully masked)
+        with torch.autocast("cpu", enabled=False):
+            s = torch.matmul(q.float(), k.float().transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)  # [B,nh,N,M]
+            if mask is not None:
+                s.masked_fill_(~mask, float("-inf"))
+            return torch.matmul(s.softmax(dim=-1), v.float()).to(q.dtype)  # [B,nh,N,dh]
     if torch.is_grad_enabled() and q.dtype in (torch.bfloat16, torch.float16) and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):
             out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout)
@@ -269,6 +277,7 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
         t: torch.Tensor,
         cond: torch.Tensor,
         cond_mask: torch.Tensor | None = None,
+        return_features: bool = False,
     ) -> torch.Tensor:
         """Logits over the codebook for every token position: ``project(features(...))``.
 
@@ -277,12 +286,15 @@ class PaellaDenoiser(PretrainedMixin, nn.Module):
             t: [B] float noise levels in [0, 1].
             cond: [B,L,c_cond] conditioning tokens from `self.conditioner` (a `PaellaCondition`'s `.tokens`).
             cond_mask: [B,L] bool, True = attend (None = all).
+            return_features: return `features(...)` [B,c_out,h,w] instead (for a loss fused with the projection;
+                through the module call, so hooks, DDP and `torch.compile` still see it).
 
         Returns:
             logits [B,K,h,w]: contiguous in training mode (what a cross-entropy over dim 1 reads fastest),
             channels-last in eval mode (each position's K logits contiguous: what the sampler reads).
         """
-        return self.project(self.features(tokens, t, cond, cond_mask))
+        features = self.features(tokens, t, cond, cond_mask)
+        return features if return_features else self.project(features)
 
     def project(self, features: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The output head: features [B,c_out,h,w] -> logits [B,K,h,w] by the bias-free 1x1 `out_proj`.

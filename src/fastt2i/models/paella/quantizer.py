@@ -101,7 +101,9 @@ class VectorQuantizer(nn.Module):
             if f.shape[0] == 0:
                 return f.new_zeros(0, dtype=torch.long)
             chunk = max(1, (1 << 21) // e.shape[0])
-            return torch.cat([(r @ codes.t()).max(dim=1).indices for r in rows.split(chunk)])  # [N]
+            buf = torch.empty(min(chunk, f.shape[0]), e.shape[0], device=f.device)  # one chunk's scores, reused
+            return torch.cat([torch.mm(r, codes.t(), out=buf[:r.shape[0]]).max(dim=1).indices
+                              for r in rows.split(chunk)])  # [N]
 
     def embed(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors of `indices` [B,h,w] -> [B,C,h,w]."""

@@ -239,7 +239,8 @@ class RenoiseScheduler:
         else:
             # softmax(scores / T) without its normalising pass: exp((scores - max) / T) drawn from by inverse CDF
             top = scores.amax(dim=-1, keepdim=True)  # [B,h,w,1]
-            weights = torch.sub(scores, top, out=self._scratch(scores)).mul_(1.0 / temp).exp_()  # [B,h,w,K]
+            inv = 1.0 / temp  # (scores - top) / T as one fused pass into the run's buffer, then exp in place
+            weights = torch.add(top * -inv, scores, alpha=inv, out=self._scratch(scores)).exp_()  # [B,h,w,K]
             new, total = _inverse_cdf(weights, draw())  # [B,h,w] each
         if keep_mask is not None:
             keep_mask = keep_mask.to(device=logits.device, dtype=torch.bool).expand(B, h, w)
