@@ -14,8 +14,11 @@ import torch
 from fastt2i.errors import ConfigError
 from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline, parse_dtype
 from fastt2i.inference.loader import load_pipeline, model_class
+from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
 from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
 from fastt2i.metrics.sources import GenerateFn, model_batches, reference_batches, split_samples
+
+PIPELINES_WITH_DTYPE = (GigaGANPipeline, PaellaPipeline)  # pipelines whose `dtype` sets their compute precision
 
 
 def generate_fn(model: Any) -> GenerateFn:
@@ -60,17 +63,18 @@ def evaluate_source(
         extractor_paths: {role: weights path} for the feature networks (default: each role's default/bundled one).
         run_dir: append the records to run_dir/metrics.jsonl (a run-directory model defaults to itself).
         step, kimg: training progress recorded with the records.
-        dtype: compute dtype of a GigaGAN model's synthesis ("fp32", "bf16"; None = the pipeline's own, fp32 when
-            loaded here); a GigaGANPipeline passed in gets it for this evaluation only.
+        dtype: compute dtype of a GigaGAN model's synthesis or a Paella bundle's denoiser ("fp32", "bf16"; None = the
+            pipeline's own, fp32 when loaded here); a pipeline passed in gets it for this evaluation only. The metric
+            networks always run in fp32.
     Returns:
         {recorded metric name: value}.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     low_precision = dtype is not None and parse_dtype(dtype) != torch.float32
-    if low_precision and not isinstance(model, GigaGANPipeline) and (
+    if low_precision and not isinstance(model, PIPELINES_WITH_DTYPE) and (
             not isinstance(model, (str, Path)) or str(model).startswith("reference:")
-            or model_class(model) != GENERATOR_CLASS):
-        raise ConfigError(f"dtype={dtype!r} applies to GigaGAN models only, not to {model}")
+            or model_class(model) not in (GENERATOR_CLASS, BUNDLE_CLASS)):
+        raise ConfigError(f"dtype={dtype!r} applies to GigaGAN models and Paella bundles, not to {model}")
     specs = parse_metrics(metrics)
     paths = extractor_paths or {}
     extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(dev)
@@ -94,9 +98,9 @@ def evaluate_source(
         fake = lambda: model_batches(generate, samples(prompt_split), num, batch_size, seed)  # noqa: E731
     real_key = {"dataset": dataset_fingerprint(data), "split": real_split, "split_by": split_by,
                 "resolution": resolution, "caption_field": caption_field}
-    restore = model.dtype if isinstance(model, GigaGANPipeline) else None
+    restore = model.dtype if isinstance(model, PIPELINES_WITH_DTYPE) else None
     if restore is not None and dtype is not None:
-        model.dtype = dtype
+        model.dtype = parse_dtype(dtype)
     try:
         return evaluate(list(specs), fake, samples(real_split), num=num, extractors=extractors, real_key=real_key,
                         run_dir=run_dir, seed=seed, step=step, kimg=kimg, progress=progress,

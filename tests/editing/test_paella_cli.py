@@ -85,3 +85,30 @@ def test_edit_variation_needs_clip_and_interpolate_runs(bundle, inputs, tmp_path
     rc = main(["edit", "interpolate", "--model", str(bundle), "a red heart", "a blue star", "--steps", "3",
                "--sampler-steps", "2", "-o", str(gif)])
     assert rc == 0 and gif.is_file() and gif.with_suffix(".png").is_file()
+
+
+def test_generate_and_edit_take_a_dtype_for_paella(bundle, inputs, tmp_path, monkeypatch):
+    import torch
+
+    import fastt2i.cli.generate as gen
+
+    loaded = []
+    real_load = gen.load_pipeline
+
+    def spy(args, *a, **kw):
+        pipe = real_load(args, *a, **kw)
+        loaded.append(pipe.dtype)
+        return pipe
+
+    monkeypatch.setattr(gen, "load_pipeline", spy)
+    out = tmp_path / "bf16.png"
+    assert main(["generate", "--model", str(bundle), "a red heart", "--seeds", "0-1", "--steps", "2",
+                 "--dtype", "bf16", "-o", str(out)]) == 0
+    assert out.is_file() and loaded == [torch.bfloat16]
+    img, mask = inputs
+    out = tmp_path / "inp16.png"
+    assert main(["edit", "inpaint", str(img), "--mask", str(mask), "a blue star", "--model", str(bundle),
+                 "--seeds", "0", "--steps", "2", "--dtype", "bf16", "-o", str(out)]) == 0
+    assert out.is_file() and loaded[-1] == torch.bfloat16
+    assert main(["generate", "--model", str(bundle), "x", "--seeds", "0", "--steps", "2", "-o", str(out)]) == 0
+    assert loaded[-1] == torch.float32  # the default

@@ -226,5 +226,8 @@ def test_generate_and_eval_clis_take_a_dtype(soft_export, tmp_path, capsys):
     assert rc == 0 and out.is_file() and "1 prompts x 2 seeds" in capsys.readouterr().out
     assert parse(["--model", "m", "--data", "d", "--dtype", "bf16"]).dtype == "bf16"
     assert parse(["--model", "m", "--data", "d"]).dtype == "fp32"
-    with pytest.raises(ConfigError, match="GigaGAN models only"):
+    out = tmp_path / "trunc.png"
+    assert main(["edit", "truncation", "--model", str(soft_export), PROMPTS[0], "--seeds", "0", "--psi", "1,0.5",
+                 "-o", str(out), "--device", "cpu", "--dtype", "bf16"]) == 0 and out.is_file()
+    with pytest.raises(ConfigError, match="GigaGAN models and Paella bundles"):
         evaluate_source("reference:noise", "unused.npz", metrics="fd_emojinet", num=1, dtype="bf16")

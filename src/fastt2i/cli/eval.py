@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="first sample seed (image i uses seed+i)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
-                   help="compute dtype of a GigaGAN model's synthesis (bf16: autocast, weights stay fp32; "
-                        "default fp32)")
+                   help="compute dtype of a GigaGAN synthesis network or a Paella denoiser (bf16: autocast, "
+                        "weights stay fp32; the metric networks always run in fp32; default fp32)")
     p.set_defaults(func=run)
 
 

@@ -39,10 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "HASH = the first 8 hex digits of the sha256 of the exact prompt; e.g. "
                         "003-red-heart-1a2b3c4d_s7.png")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
-                   help="compute dtype of a GigaGAN synthesis network: bf16 runs it under autocast (weights, "
-                        "mapping and truncation stay fp32; faster on CPUs with AMX / AVX-512 bf16 at large "
-                        "batches, see benchmarks/generator_speed.py); default fp32")
     add_sampler_args(p)
     p.set_defaults(func=run)
 
@@ -100,6 +96,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-encoder", metavar="SPEC",
                    help="override the text encoder recorded in the export (e.g. clip:/models/clip-vit-large-patch14)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                   help="compute dtype: bf16 runs a GigaGAN synthesis network or a Paella denoiser under autocast "
+                        "(weights, mapping, truncation, logits and sampling stay fp32; faster on CPUs with AMX / "
+                        "AVX-512 bf16, see benchmarks/generator_speed.py and paella_speed.py); default fp32")
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -127,6 +127,8 @@ def load_pipeline(args: argparse.Namespace, allow_paella: bool = False, **kw):
         op = getattr(args, "edit_op", None)
         raise ConfigError(f"{args.model} is a Paella bundle; `edit {op}` works on GigaGAN models (Paella edits: "
                           "variation, inpaint, outpaint, img2img, interpolate)")
+    if getattr(args, "dtype", "fp32") != "fp32":
+        kw.setdefault("dtype", args.dtype)
     return load(args.model, device=_device(args), text_encoder=args.text_encoder, **kw)
 
 
@@ -156,10 +158,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{n} images is too many for one grid (prompts x seeds <= 10,000)")
     output = check_output_file(args.output, flag="-o/--output")  # before loading and generating: no work lost
     individual = check_output_dir(args.individual, flag="--individual") if args.individual else None
-    low_precision = getattr(args, "dtype", "fp32") != "fp32"
-    if low_precision and is_paella(args):
-        raise ConfigError("--dtype applies to GigaGAN models, not Paella bundles")
-    pipe = load_pipeline(args, allow_paella=True, **({"dtype": args.dtype} if low_precision else {}))
+    pipe = load_pipeline(args, allow_paella=True)
     from fastt2i.inference.paella import PaellaPipeline
 
     if isinstance(pipe, PaellaPipeline):
