@@ -22,10 +22,11 @@ from fastt2i.nn.equalized import EqualLinear
 
 
 def clip_image_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """`model.encode_image(images)` with the images channels-last: a frozen CNN backbone (emoji-clip) then runs its
-    convolutions in the layout oneDNN is fastest in (1.2-1.4x for emoji-clip at 64 px on CPU, forward and backward),
-    with the same result up to fp32 rounding. images [B,3,H,W] in [-1,1] -> [B,F]."""
-    return model.encode_image(images.contiguous(memory_format=torch.channels_last))
+    """`model.encode_image(images)` with the images in the default (NCHW) layout: a frozen CNN backbone (emoji-clip)
+    runs its GroupNorms ~4x slower channels-last in bf16 on CPU (emoji-clip forward + backward at batch 64: 1.66x
+    slower channels-last in bf16, the same in fp32; torch 2.13), so a channels-last input (the D trunk's) is converted
+    once here. images [B,3,H,W] in [-1,1] -> [B,F]."""
+    return model.encode_image(images.contiguous())
 
 
 class VisionAidedDiscriminator(nn.Module):
