@@ -42,6 +42,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -217,6 +218,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             seen: dict[str, Any] = {}
             result["times"] = _time(args.family, cfg, args.steps, args.warmup, prepare, seen)
             result["losses"] = seen.get("losses", [])
+            # the process's resident-set high-water mark (Linux: KiB): model, optimizer, activations of a step
+            result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         except Exception as e:  # reported as n/a with its first line
             first = str(e).splitlines()[0] if str(e) else ""
             return {**result, "error": f"{type(e).__name__}: {first}", "trace": traceback.format_exc()[-2000:]}
@@ -381,8 +384,8 @@ def table(results: dict, args: argparse.Namespace, labels: dict[str, str]) -> st
             + (f", old = {labels['old']}" if have_old else "")
             + f"; torch {results.get('torch', '?')}, {platform.machine()}, {os.cpu_count()} CPUs")
     lines = [head, "", ("| family | case | precision | old ms/step | new ms/step | speed-up (old/new) "
-                        "| paired ratios | fastest old / new ms |"),
-             "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
+                        "| paired ratios | fastest old / new ms | peak RSS old / new MiB |"),
+             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
     notes: list[str] = []
     losses: dict[tuple[str, str], list[str]] = {}
 
@@ -417,8 +420,11 @@ def table(results: dict, args: argparse.Namespace, labels: dict[str, str]) -> st
                        f"{paired[0]:.2f}" if paired else "")
                 fast = {side: per_repeat(pooled(runs, side), family, min)[case] for side in med}
                 fastest = f"{ms(fast['old'])} / {ms(fast['new'])}" if have_old else ms(fast["new"])
+                rss = {side: [r[side].get("cases", {}).get(case, {}).get("peak_rss_mib") for r in runs] for side in med}
+                rss = {side: max((v for v in vals if v), default=None) for side, vals in rss.items()}
+                mib = " / ".join(f"{rss[side]:.0f}" if rss[side] else "n/a" for side in med)
                 lines.append(f"| {family} | {case} | {precision} | {ms(old) if have_old else ''} | {ms(new)} | "
-                             f"{speed} | {rng} | {fastest} |")
+                             f"{speed} | {rng} | {fastest} | {mib} |")
     if losses:
         lines += ["", "Loss terms each case's step returned (new revision; the old one's where the new has none):"]
         lines += [f"- {f} / {c}: {', '.join(n.removeprefix('loss/') for n in names)}"
