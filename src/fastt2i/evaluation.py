@@ -12,13 +12,14 @@ from typing import Any
 import torch
 
 from fastt2i.errors import ConfigError
-from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline, parse_dtype
-from fastt2i.inference.loader import load_pipeline, model_class
-from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
+from fastt2i.inference.gigagan import GigaGANPipeline, parse_dtype
+from fastt2i.inference.loader import PIPELINES, load_pipeline, model_class
+from fastt2i.inference.paella import PaellaPipeline
 from fastt2i.metrics import EXTRACTORS, dataset_fingerprint, evaluate, parse_metrics
 from fastt2i.metrics.sources import GenerateFn, model_batches, reference_batches, split_samples
 
-PIPELINES_WITH_DTYPE = (GigaGANPipeline, PaellaPipeline)  # pipelines whose `dtype` sets their compute precision
+PIPELINES_WITH_DTYPE = (GigaGANPipeline, PaellaPipeline)  # their `dtype` sets the compute precision (StyleGAN-T's
+# pipeline is a GigaGANPipeline)
 
 
 def generate_fn(model: Any) -> GenerateFn:
@@ -73,8 +74,9 @@ def evaluate_source(
     low_precision = dtype is not None and parse_dtype(dtype) != torch.float32
     if low_precision and not isinstance(model, PIPELINES_WITH_DTYPE) and (
             not isinstance(model, (str, Path)) or str(model).startswith("reference:")
-            or model_class(model) not in (GENERATOR_CLASS, BUNDLE_CLASS)):
-        raise ConfigError(f"dtype={dtype!r} applies to GigaGAN models and Paella bundles, not to {model}")
+            or model_class(model) not in PIPELINES):  # every registered pipeline takes a dtype
+        raise ConfigError(f"dtype={dtype!r} applies to text-to-image models (GigaGAN, StyleGAN-T, Paella), not to "
+                          f"{model}")
     specs = parse_metrics(metrics)
     paths = extractor_paths or {}
     extractors = {role: EXTRACTORS.build(role, paths.get(role)).to(dev)

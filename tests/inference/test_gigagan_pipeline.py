@@ -229,5 +229,5 @@ def test_generate_and_eval_clis_take_a_dtype(soft_export, tmp_path, capsys):
     out = tmp_path / "trunc.png"
     assert main(["edit", "truncation", "--model", str(soft_export), PROMPTS[0], "--seeds", "0", "--psi", "1,0.5",
                  "-o", str(out), "--device", "cpu", "--dtype", "bf16"]) == 0 and out.is_file()
-    with pytest.raises(ConfigError, match="GigaGAN models and Paella bundles"):
+    with pytest.raises(ConfigError, match="applies to text-to-image models"):
         evaluate_source("reference:noise", "unused.npz", metrics="fd_emojinet", num=1, dtype="bf16")

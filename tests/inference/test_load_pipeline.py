@@ -71,5 +71,5 @@ def test_non_pipeline_exports_and_bad_paths_are_refused(tmp_path, monkeypatch):
 
 
 def test_a_new_family_is_one_registry_line():
-    assert set(PIPELINES.names()) == {"gigagan-generator", "paella-pipeline"}
+    assert set(PIPELINES.names()) == {"gigagan-generator", "paella-pipeline", "stylegan-t-generator"}
     assert all(callable(getattr(PIPELINES.get(n), "from_pretrained", None)) for n in PIPELINES.names())

@@ -31,6 +31,12 @@ from fastt2i.models.gigagan.discriminator import GigaGANDiscriminator, GigaGANDi
 from fastt2i.models.paella import VQGAN, VQGAN_PRESETS
 from fastt2i.models.paella.denoiser import PaellaDenoiser
 from fastt2i.models.paella.presets import PAELLA_PRESETS
+from fastt2i.models.stylegan_t import (
+    STYLEGAN_T_PRESETS,
+    StyleGANTDiscriminator,
+    StyleGANTDiscriminatorConfig,
+    StyleGANTGenerator,
+)
 from fastt2i.serialization import MODEL_CLASSES
 
 Tensor = torch.Tensor
@@ -160,6 +166,10 @@ def _net_loss(model, args, out) -> Tensor:
     return F.cross_entropy(sub, torch.arange(b) % sub.shape[1]) + F.cross_entropy(style, torch.arange(b) % 2)
 
 
+def _sgt_d_config() -> StyleGANTDiscriminatorConfig:
+    return StyleGANTDiscriminatorConfig(backbone="dino-tiny-random", c_dim=12, head_channels=16, cmap_dim=8)
+
+
 MODELS: dict[str, ModelCase] = {
     "gigagan-generator": ModelCase(
         cls=GigaGANGenerator, config=_g_config, inputs=_g_inputs,
@@ -173,6 +183,21 @@ MODELS: dict[str, ModelCase] = {
         loss=lambda model, args, out: sum(F.softplus(o.logits).mean() for o in out),  # logistic loss on "fakes"
         batch_config=lambda: dataclasses.replace(_d_config(), mbstd_group=0),
         batch_note="minibatch-std (StyleGAN2) mixes the rows of a group by design; checked with mbstd_group=0",
+    ),
+    "stylegan-t-generator": ModelCase(
+        cls=StyleGANTGenerator, config=lambda: STYLEGAN_T_PRESETS.build("tiny"),
+        inputs=lambda b, s: (torch.randn(b, 32, generator=_gen(s)), _text(b, s, 32, 32)),
+        outputs=lambda out: {"image": out[0]}, shapes=lambda b: {"image": (b, 3, 16, 16)},
+        loss=lambda model, args, out: out[0].square().mean(),
+    ),
+    "stylegan-t-discriminator": ModelCase(
+        cls=StyleGANTDiscriminator, config=_sgt_d_config,
+        inputs=lambda b, s: (_images(b, s, 32), torch.randn(b, 12, generator=_gen(s + 1))),
+        outputs=lambda out: {"logits": out}, shapes=lambda b: {"logits": (b, 80)},  # 5 taps x 16 tokens (4x4 patches of 8 px)
+        loss=lambda model, args, out: F.relu(1 + out).mean(),  # hinge loss on "fakes"
+        batch_config=lambda: dataclasses.replace(_sgt_d_config(), virtual_batch=1),
+        batch_note="BatchNorm over virtual batches of 8 (StyleGAN-T sec. 3.2) mixes the rows of a group by design; "
+                   "checked with virtual_batch=1",
     ),
     "paella-vqgan": ModelCase(
         cls=VQGAN, config=lambda: VQGAN_PRESETS.build("tiny"), inputs=lambda b, s: (_images(b, s, 16),),

@@ -55,7 +55,7 @@ def test_registry_is_read_only():
 
 
 def test_unknown_family_or_preset_names_the_choices():
-    with pytest.raises(ConfigError, match="choose one of: emoji-clip, emoji-net, gigagan, paella, vqgan"):
+    with pytest.raises(ConfigError, match="choose one of: emoji-clip, emoji-net, gigagan, paella, stylegan-t, vqgan"):
         run_preset("nope")
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*tiny"):
         run_preset("gigagan", "nope")

@@ -213,12 +213,10 @@ def run_prompt_mix(args: argparse.Namespace) -> int:
 
 def run_styles(args: argparse.Namespace) -> int:
     cfg = load_pipeline(args).generator.config
-    k = 0
     print(f"num_ws {cfg.num_ws} (coarse to fine)")
-    for i, res in enumerate(cfg.resolutions):
-        n = cfg.blocks_at(i)
-        print(f"  {res:>4} px: styles {k}..{k + n - 1} (convs), {k + n} (toRGB)")
-        k += n + 1
+    for res, convs, torgb in cfg.style_layout():
+        styles = f"styles {convs.start}..{convs.stop - 1}" if len(convs) else "no styles"
+        print(f"  {res:>4} px: {styles} (convs), {torgb} (toRGB)")
     return 0
 
 

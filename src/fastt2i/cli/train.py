@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   fastt2i train emoji-clip --data emoji64.npz --run-dir runs/emoji-clip --kimg 600
   fastt2i train emoji-net --data emoji64.npz --run-dir runs/emoji-net --dry-run
   fastt2i train emoji-clip --preset tiny --data emoji64.npz --set lr=1e-3 --set train.ema_kimg=1
+  fastt2i train stylegan-t --preset emoji64 --data emoji64.npz --mode text-encoder --set grow_from=runs/sgt-emoji64
 
 Rerunning the same command resumes from the newest state in the run directory; SIGINT/SIGTERM save a state first.
 Scale out with `torchrun --nproc_per_node N $(which fastt2i) train ...` or `accelerate launch`.
@@ -36,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="global batch size (images per step over all processes)")
     p.add_argument("--seed", type=int, help="base seed")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="autocast precision (Accelerate)")
+    p.add_argument("--mode", help="training phase of a family that has one (= --set mode=...; stylegan-t: full, "
+                                  "text-encoder, grow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field, dotted for nested ones (e.g. train.ema_kimg=5, lr=1e-3)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
@@ -49,7 +52,7 @@ def resolve_config(family: str, args: argparse.Namespace) -> Any:
     sets: dict[str, Any] = {}
     for flag, key in [("data", "train.data"), ("run_dir", "train.run_dir"), ("kimg", "train.kimg"),
                       ("batch_size", "train.batch_size"), ("seed", "train.seed"),
-                      ("mixed_precision", "train.mixed_precision")]:
+                      ("mixed_precision", "train.mixed_precision"), ("mode", "mode")]:
         if getattr(args, flag) is not None:
             sets[key] = getattr(args, flag)
     cfg = apply_overrides(cfg, sets) if sets else cfg

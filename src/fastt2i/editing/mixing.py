@@ -18,10 +18,11 @@ def synthesize_with_layer_texts(
     """`G.synthesis` where the cross-attention of the layer driven by style k attends to ``layer_texts[k]``.
 
     Follows `SynthesisNetwork.forward` step by step (constant noise); with the same text at every index it returns
-    the same pyramid.
+    the same pyramid. A synthesis network without cross-attention stages (StyleGAN-T: text enters through the
+    styles only) is simply run on `ws`: the layer texts cannot change it.
 
     Args:
-        G: a GigaGAN generator or pipeline.
+        G: a GigaGAN or StyleGAN-T generator or pipeline.
         ws: [B,num_ws,w_dim].
         layer_texts: num_ws pairs (t_local [B,L_k,C], t_mask [B,L_k]) from `G.text_condition` (the entries of the
             toRGB styles are not used).
@@ -34,6 +35,8 @@ def synthesize_with_layer_texts(
         raise ConfigError(f"ws must be [B,{cfg.num_ws},{cfg.w_dim}], got {tuple(ws.shape)}")
     if len(layer_texts) != cfg.num_ws:
         raise ConfigError(f"need one text per style ({cfg.num_ws}), got {len(layer_texts)}")
+    if not hasattr(syn, "stages"):
+        return g.synthesis(ws, *layer_texts[0], noise_mode="const")
     b = ws.shape[0]
     x = syn.const.to(ws.dtype).unsqueeze(0).expand(b, -1, -1, -1)  # [B,C0,4,4]
     img, pyramid, k = None, [], 0

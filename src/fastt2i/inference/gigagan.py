@@ -63,6 +63,8 @@ class GigaGANPipeline(nn.Module):
         w_mean_cache_size: prompts whose conditional mean w is cached (0 = no cache).
     """
 
+    generator_class = GENERATOR_CLASS  # the export class `from_pretrained` accepts (a subclass may override it)
+
     def __init__(self, generator: nn.Module, text_encoder: nn.Module, truncation_samples: int = 256,
                  dtype: str | torch.dtype | None = None, w_mean_cache_size: int = 1024):
         super().__init__()
@@ -110,8 +112,8 @@ class GigaGANPipeline(nn.Module):
         """
         p = _resolve_export(path)
         meta = read_export_config(p)
-        if meta["class"] != GENERATOR_CLASS:
-            raise ConfigError(f"{p} holds a {meta['class']!r} model, not a {GENERATOR_CLASS!r}")
+        if meta["class"] != cls.generator_class:
+            raise ConfigError(f"{p} holds a {meta['class']!r} model, not a {cls.generator_class!r}")
         dtype = parse_dtype(dtype)  # a bad value fails before anything is loaded
         generator = load_pretrained(p, device=device)
         if text_encoder is None or isinstance(text_encoder, str):

@@ -21,6 +21,7 @@ from fastt2i.config import Registry
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline
 from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
+from fastt2i.inference.stylegan_t import GENERATOR_CLASS as STYLEGAN_T_CLASS, StyleGANTPipeline
 from fastt2i.serialization import CONFIG_NAME
 
 DEFAULT_MODEL = "gigagan-emoji64"
@@ -28,6 +29,7 @@ DEFAULT_MODEL = "gigagan-emoji64"
 PIPELINES: Registry = Registry("text-to-image export class")
 PIPELINES.register(GENERATOR_CLASS)(GigaGANPipeline)
 PIPELINES.register(BUNDLE_CLASS)(PaellaPipeline)
+PIPELINES.register(STYLEGAN_T_CLASS)(StyleGANTPipeline)
 
 
 def bundled_models() -> list[str]:

@@ -99,3 +99,27 @@ def r1_penalty(
     if pen is None:
         raise ValueError("the logits do not depend on any of the given inputs")
     return pen
+
+
+def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss mean(relu(1 - D(x, c))) + mean(relu(1 + D(G(z, c), c))) (StyleGAN-T sec. 3.2; Lim &
+    Ye 2017), each mean over every element: the batch and, for the StyleGAN-T D, all heads and tokens [B, sum N_i].
+
+    The official `training/loss.py` further divides each term by the batch size; that constant is left out (the
+    optimum and Adam's steps are unchanged up to its epsilon).
+
+    Args:
+        real_logits: D's logits on real (image, caption) pairs, any shape, e.g. [B, T].
+        fake_logits: D's logits on generated images with their captions.
+    """
+    return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
+
+
+def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator hinge loss -mean(D(G(z, c), c)) over every element (batch, heads, tokens), as in the official code
+    (less its 1 / batch-size factor, see `d_hinge`).
+
+    Args:
+        fake_logits: D's logits on generated images with their own captions, any shape.
+    """
+    return -fake_logits.float().mean()

@@ -26,10 +26,13 @@ from fastt2i.models.emoji import EmojiCLIPConfig
 from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANDiscriminatorConfig
 from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
 from fastt2i.models.paella.presets import PAELLA_PRESETS
+from fastt2i.models.stylegan_t import STYLEGAN_T_PRESETS
+from fastt2i.models.stylegan_t.discriminator import StyleGANTDiscriminatorConfig
 from fastt2i.training.config import TrainConfig
 from fastt2i.training.emoji import EmojiCLIPRunConfig, EmojiCLIPTrainer, EmojiNetRunConfig, EmojiNetTrainer
 from fastt2i.training.gigagan import GigaGANRunConfig, GigaGANTrainer
 from fastt2i.training.paella import PaellaRunConfig, PaellaTrainer
+from fastt2i.training.stylegan_t import StyleGANTRunConfig, StyleGANTTrainer
 from fastt2i.training.vqgan import VQGANRunConfig, VQGANTrainer
 
 
@@ -255,6 +258,67 @@ def paella_paper() -> PaellaRunConfig:
         lr=1e-4, warmup_kimg=20_480, eval_num=10_000)
 
 
+# --- stylegan-t: tiny (tests, random tiny DINO), emoji64 (2 CPU cores, emoji-clip backbone), paper ---------------
+
+
+def stylegan_t_tiny() -> StyleGANTRunConfig:
+    """16 px, batch 8, t5-tiny-random text, D heads (16 wide) over the seeded random tiny DINO ViT ("dino-tiny-random",
+    32 px, 5 taps); DiffAugment on, D-input blur sigma 2 fading out over the first 16 images; CLIP guidance off (it
+    needs an emoji-clip-like model in the text encoder's space; switch it on with --set). A step takes well under
+    a second on one CPU thread."""
+    g = STYLEGAN_T_PRESETS.build("tiny")  # t5-tiny-random: 32-d tokens and pooled
+    d = StyleGANTDiscriminatorConfig(backbone="dino-tiny-random", c_dim=g.pooled_width, head_channels=16,
+                                     cmap_dim=16, kernel_size=3)
+    return StyleGANTRunConfig(
+        generator=g, discriminator=d,
+        train=TrainConfig(run_dir="runs/stylegan-t-tiny", resolution=16, batch_size=8, kimg=0.032,
+                          snapshot_kimg=0.016, sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0,
+                          ema_kimg=0.01, ema_rampup=None, text_encoder="t5-tiny-random"),
+        blur_init_sigma=2.0, blur_fade_kimg=0.016, sample_prompts=("a cat", "a dog"), sample_seeds=(0, 1),
+        eval_num=64)
+
+
+def stylegan_t_emoji64() -> StyleGANTRunConfig:
+    """StyleGAN-T at 64 px on emoji64: G = STYLEGAN_T_PRESETS["emoji64"] (1.8M, MiniLM text), D = 32-wide heads
+    (0.12M) over the frozen emoji-clip image tower ("emoji-clip"; never emoji-net, the FD network) at its 16x16, 8x8
+    and 4x4 maps (strides 4-16 of the 64 px image: the granularity of DINO's 16 px patches at 224 px in the paper;
+    the 32x32 stem maps would double D's cost), hinge loss on DiffAugment-ed images, D-input blur sigma 2 fading out
+    over 20 kimg, CLIP guidance 0.2 with emoji-clip, Adam 0.002 (0, 0.99), batch 32, 250 kimg.
+
+    Cost (a 2-core CPU shared with two training runs, nice'd, one thread; median of 5 steps of
+    `fastt2i.training.stylegan_t.step_seconds`, four measurements): a full D+G step at batch 32 takes 2.1-3.8 s
+    (median ~3 s: ~95 s/kimg, 250 kimg in ~6.5 h under that load). The emoji-clip tower runs three times a step (D
+    on real+fake, D on G's images with input gradients, CLIP guidance: ~0.6 s forward+backward at batch 32) and the
+    generator takes ~1.3 s forward+backward; heads on all five taps (incl. the 32x32 stem maps) cost 4.9-5.4 s.
+    Expect roughly half on an idle machine.
+    """
+    g = STYLEGAN_T_PRESETS.build("emoji64")
+    d = StyleGANTDiscriminatorConfig(backbone="emoji-clip", c_dim=g.pooled_width, taps=(2, 3, 4), head_channels=32)
+    return StyleGANTRunConfig(
+        generator=g, discriminator=d,
+        train=TrainConfig(run_dir="runs/stylegan-t-emoji64", resolution=64, batch_size=32, kimg=250,
+                          snapshot_kimg=10, sample_kimg=5, eval_kimg=20, log_every=20, ema_kimg=10,
+                          text_encoder=g.text_encoder),
+        g_lr=0.002, d_lr=0.002, clip_guidance_weight=0.2, clip_model="emoji-clip", blur_init_sigma=2.0,
+        blur_fade_kimg=20, eval_num=646)
+
+
+def stylegan_t_paper() -> StyleGANTRunConfig:
+    """The paper's `full` generator at 64 px (CLIP ViT-L/14 text, 768-d) against heads over DINO ViT-S/16 (pass
+    its local directory: --set discriminator.backbone=dino:/path/to/dino-vits16), CLIP guidance 0.2 (an
+    emoji-clip-like export of a CLIP ViT-L/14: --set clip_model=PATH), Adam 0.002, batch 2,048, bf16; for GPU
+    clusters. The text-encoder phase follows with --mode text-encoder --set grow_from=RUN (text_lr 3e-6)."""
+    g = STYLEGAN_T_PRESETS.build("full")
+    d = StyleGANTDiscriminatorConfig(backbone="dino:/path/to/dino-vits16", c_dim=g.pooled_width)
+    return StyleGANTRunConfig(
+        generator=g, discriminator=d,
+        train=TrainConfig(run_dir="runs/stylegan-t-paper", resolution=64, batch_size=2048, kimg=25_000,
+                          snapshot_kimg=500, sample_kimg=100, eval_kimg=1000, log_every=50, ema_kimg=640,
+                          mixed_precision="bf16", text_encoder=g.text_encoder),
+        g_lr=0.002, d_lr=0.002, clip_guidance_weight=0.2, clip_model="path/to/clip-vit-l-14-export",
+        blur_init_sigma=2.0, blur_fade_kimg=1000, eval_num=10_000)
+
+
 # --- the registry --------------------------------------------------------------------------------------------------
 
 FAMILIES: Mapping[str, Family] = MappingProxyType({
@@ -273,6 +337,10 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
     "paella": Family("Paella token predictor (Rampas et al. 2022, v3) on a frozen VQGAN",
                      MappingProxyType({"tiny": paella_tiny, "emoji64": paella_emoji64, "default": paella_emoji64,
                                        "paper": paella_paper}), PaellaTrainer),
+    "stylegan-t": Family("StyleGAN-T text-to-image GAN (Sauer et al. 2023): frozen-backbone D, CLIP guidance",
+                         MappingProxyType({"tiny": stylegan_t_tiny, "emoji64": stylegan_t_emoji64,
+                                           "default": stylegan_t_emoji64, "paper": stylegan_t_paper}),
+                         StyleGANTTrainer),
 })
 """Every trainable family by the name typed after `fastt2i train`."""
 

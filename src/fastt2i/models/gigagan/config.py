@@ -130,6 +130,15 @@ class GigaGANGeneratorConfig:
             return self.blocks[i]
         return 1 if i == 0 else 2
 
+    def style_layout(self) -> list[tuple[int, range, int]]:
+        """(resolution, the styles its convs read, the style its toRGB reads) per resolution, coarse to fine."""
+        out, k = [], 0
+        for i, res in enumerate(self.resolutions):
+            n = self.blocks_at(i)
+            out.append((res, range(k, k + n), k + n))
+            k += n + 1
+        return out
+
     def kernels_at(self, i: int) -> int:
         return self.kernels[i] if self.kernels else self.num_kernels
 
