@@ -269,7 +269,10 @@ def build_dg_step(side: str, size: str, r1: bool | None, batch: int = 32) -> tup
         r1_gamma = cfg.r1_gamma if r1 is None else (0.2 if r1 else 0.0)
         cfg = dataclasses.replace(cfg, generator=ours_g_config(size), r1_gamma=r1_gamma,
                                   r1_every=1 if r1 else cfg.r1_every,
-                                  train=dataclasses.replace(cfg.train, run_dir=tmp, batch_size=batch))
+                                  # fp32 like the peer (the emoji64 preset trains in bf16; one process holds one
+                                  # AcceleratorState, and the peer's Accelerator asks for mixed_precision="no")
+                                  train=dataclasses.replace(cfg.train, run_dir=tmp, batch_size=batch,
+                                                            mixed_precision="no"))
         trainer = GigaGANTrainer(cfg, tensorboard=False, progress=False)
         trainer.setup()
         trainer.text = words  # captions -> (tokens, mask, pooled), in place of the cached MiniLM batcher
