@@ -110,10 +110,10 @@ def gigagan_emoji64(g_preset: str = "emoji64", discriminator: GigaGANDiscriminat
     bf16 against 54.7 in fp32 at 20 kimg, no worse at 5, 10 and 15 kimg within run-to-run noise
     (docs/training-runs.md); `--set train.mixed_precision=no` trains in fp32.
 
-    Cost (shared 2-core CPU, median of 5 steps; `fastt2i.training.gigagan.step_seconds`): a full D+G step takes
-    ~1.4 s with 2 threads (D step 0.8 s, G step 0.55 s; R1 steps, every 16th, +0.07 s), i.e. ~45 s/kimg. The
-    multi-scale D's cost is mostly fixed per-op overhead at these widths (doubling its channels costs 2.4x,
-    halving the coarse ones saves nothing measurable).
+    Cost (shared 2-core CPU, 2 threads, `benchmarks/train_step.py`, 2026-12-01): a full D+G step with every loss
+    takes 1.35 s in bf16 and 1.51 s in fp32 (R1 every 16th step amortised), i.e. ~42 s/kimg; in fp32 about 0.4 s of
+    it is the frozen emoji-clip (vision-aided D and CLIP loss). The multi-scale D's cost is mostly fixed per-op
+    overhead at these widths (doubling its channels costs 2.4x, halving the coarse ones saves nothing measurable).
 
     Args:
         g_preset: the generator's name in GIGAGAN_PRESETS (also names the run directory).
@@ -191,8 +191,8 @@ def vqgan_emoji64() -> VQGANRunConfig:
     (`--set perceptual_weight=1 --set gan_weight=0.1 --set gan_start_kimg=20`); the `paper` and `tiny` presets
     use them.
 
-    Cost (shared 2-core CPU, one thread, next to another training run): ~0.75-0.9 s per step with data
-    loading, i.e. ~25 s per kimg: 160 kimg take a bit over an hour.
+    Cost (shared 2-core CPU, 2 threads, `benchmarks/train_step.py`, 2026-12-01): 0.26 s per step in fp32 (0.20 s
+    with `--set train.mixed_precision=bf16`), i.e. ~8 s per kimg: 160 kimg take about 22 minutes on a quiet box.
     """
     return VQGANRunConfig(
         vqgan=VQGAN_PRESETS.build("emoji64"),
@@ -234,10 +234,9 @@ def paella_emoji64() -> PaellaRunConfig:
     lr 3e-4 with 2 kimg warm-up, EMA half-life 10 kimg; each image's tokens are cached after its first epoch
     (`token_cache`), which removes the VQGAN encoder from the step.
 
-    Cost (shared 2-core CPU, nice'd, one thread, next to a background training run;
-    `fastt2i.training.paella.step_seconds` with a randomly initialised emoji64 VQGAN): a full step at batch 32
-    takes ~2.2 s (median of 5; VQGAN tokenisation ~0.28 s, denoiser forward+backward+AdamW 1.0-1.3 s), i.e.
-    ~70 s/kimg under that load; expect roughly half on an idle machine.
+    Cost (shared 2-core CPU, 2 threads, `benchmarks/train_step.py` with a randomly initialised emoji64 VQGAN,
+    2026-12-01): 0.37 s per step at batch 32 with the token cache warm and 0.42 s while tokenising (the first
+    epoch), in fp32; 0.35-0.38 s with `--set train.mixed_precision=bf16`; i.e. ~12 s/kimg.
     """
     return PaellaRunConfig(
         model=PAELLA_PRESETS.build("emoji64"), vqgan="runs/vqgan-emoji64/export", clip_model="emoji-clip",
