@@ -67,13 +67,7 @@ def _paella_train(precision: str, tmp: Path):
     batch = {"image": torch.rand(b, 3, 64, 64, generator=g) * 2 - 1,
              "caption": [f"emoji {i % 7}" for i in range(b)], "key": [f"k{i}" for i in range(b)]}
     trainer.text(batch["caption"])  # the text cache makes caption encoding free in real runs
-    step = [0]
-
-    def call():
-        trainer.train_step(batch, step[0])
-        step[0] += 1
-
-    return call
+    return _stepper(trainer, batch)
 
 
 def _vqgan_train(precision: str, tmp: Path):
@@ -90,6 +84,11 @@ def _vqgan_train(precision: str, tmp: Path):
     trainer.setup()
     g = torch.Generator().manual_seed(0)
     batch = {"image": torch.rand(cfg.train.batch_size, 3, 64, 64, generator=g) * 2 - 1}
+    return _stepper(trainer, batch)
+
+
+def _stepper(trainer, batch: dict):
+    """A no-argument call running one `train_step` on `batch`, with the step counter advancing."""
     step = [0]
 
     def call():

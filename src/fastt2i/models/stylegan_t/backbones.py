@@ -109,8 +109,9 @@ class FrozenBackbone(nn.Module):
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, r, r):
             raise ValueError(f"{type(self).__name__} expects images [B,3,{r},{r}] in [-1,1], got {tuple(images.shape)}")
 
-    def taps(self, images: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def taps(self, images: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - every subclass defines it
+        """images [B,3,R,R] in [-1,1] -> the tapped token sequences [B,C_i,N_i] (DinoBackbone, TappedBackbone)."""
+        raise NotImplementedError(f"{type(self).__name__} must define taps(images) (see DinoBackbone, TappedBackbone)")
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.taps(images)
