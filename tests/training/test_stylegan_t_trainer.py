@@ -370,3 +370,14 @@ def test_two_process_ranks_stay_identical(tmp_path, npz_data):
     r0, r1 = (json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2 and r0["finished"] and r1["finished"]
     assert (r0["G"], r0["D"], r0["ema"]) == (r1["G"], r1["D"], r1["ema"]), "ranks diverged: gradients not averaged"
+
+
+def test_d_condition_is_g_text_vector_with_text_scale(tmp_path):
+    """D is conditioned on exactly G's text part of w, normalised and scaled (`generator.text_scale`)."""
+    base = tiny(tmp_path)
+    cfg = dataclasses.replace(base, generator=dataclasses.replace(base.generator, text_scale=4.0))
+    trainer = built(cfg)
+    text = trainer.text(["a cat", "a dog"])
+    c = trainer.d_condition(text)
+    torch.testing.assert_close(c, trainer.G.text_condition(*text)[2])
+    torch.testing.assert_close(c.norm(dim=-1), torch.full((2,), 4.0))

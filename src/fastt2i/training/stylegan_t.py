@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.data.augment import diff_augment, parse_policy
@@ -50,7 +49,7 @@ from fastt2i.losses.gan import d_hinge, g_hinge
 from fastt2i.models.image_text import load_clip_model
 from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
 from fastt2i.models.stylegan_t.discriminator import StyleGANTDiscriminator, StyleGANTDiscriminatorConfig
-from fastt2i.models.stylegan_t.generator import StyleGANTGenerator
+from fastt2i.models.stylegan_t.generator import StyleGANTGenerator, text_vector
 from fastt2i.noise import seed_noise
 from fastt2i.serialization import CONFIG_NAME, read_export_config
 from fastt2i.text.batcher import Text, TextBatcher
@@ -347,10 +346,9 @@ class StyleGANTTrainer(Trainer):
         return (diff_augment(images, policy) if policy else images).float()
 
     def d_condition(self, text: Text) -> torch.Tensor:
-        """D's text condition c [B,c_dim]: the frozen encoder's pooled vector, L2-normalised like G's t_global when
-        `generator.normalize_text` (the official D sees normalised CLIP text features)."""
-        pooled = text[2].float()
-        return F.normalize(pooled, dim=-1) if self.config.generator.normalize_text else pooled
+        """D's text condition c [B,c_dim]: the frozen encoder's pooled vector, normalised and scaled as G's t_global
+        (`text_vector`; the official D sees normalised CLIP text features)."""
+        return text_vector(text[2].float(), self.config.generator)
 
     def judge(self, images: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """D's fp32 logits [B,N] for images [B,3,H,W] under c [B,c_dim]: blur (current sigma), then DiffAugment

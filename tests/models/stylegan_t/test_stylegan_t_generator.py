@@ -252,6 +252,12 @@ def test_text_condition_pools_normalises_and_passes_tokens(tiny_g):
     assert not torch.allclose(g(z, (tokens, mask, pooled.flip(0)))[0], base)
     raw = StyleGANTGenerator(dataclasses.replace(cfg, normalize_text=False))
     assert torch.equal(raw.text_condition(tokens, mask, pooled)[2], pooled)
+    scaled = StyleGANTGenerator(dataclasses.replace(cfg, text_scale=cfg.pooled_width ** 0.5))
+    t = scaled.text_condition(tokens, mask, pooled)[2]
+    torch.testing.assert_close(t, t_global * cfg.pooled_width ** 0.5)
+    torch.testing.assert_close(t.square().mean(dim=-1), torch.ones(2))  # unit second moment, like normalised z
+    with pytest.raises(ConfigError, match="text_scale"):
+        dataclasses.replace(cfg, text_scale=0.0)
 
 
 def test_every_style_index_reaches_the_image(tiny_g):

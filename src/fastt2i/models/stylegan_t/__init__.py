@@ -12,6 +12,7 @@ from fastt2i.models.stylegan_t.generator import (
     SynthesisLayer,
     SynthesisNetwork,
     ToRGB,
+    text_vector,
 )
 from fastt2i.models.stylegan_t.presets import STYLEGAN_T_PRESETS
 
@@ -32,4 +33,5 @@ __all__ = [
     "SynthesisLayer",
     "SynthesisNetwork",
     "ToRGB",
+    "text_vector",
 ]

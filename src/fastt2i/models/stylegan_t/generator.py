@@ -450,6 +450,13 @@ class MappingNetwork(nn.Module):
         return ws
 
 
+def text_vector(pooled: torch.Tensor, config: StyleGANTGeneratorConfig) -> torch.Tensor:
+    """pooled [B,P] -> the text part t [B,P] of w (and D's condition): L2-normalised when `config.normalize_text`
+    (the official code normalises its CLIP text features), times `config.text_scale`."""
+    t = F.normalize(pooled, dim=-1) if config.normalize_text else pooled  # [B,P]
+    return t * config.text_scale if config.text_scale != 1 else t  # [B,P]
+
+
 def _unpack_text(text: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if isinstance(text, (tuple, list)) and len(text) == 3:
         return text[0], text[1], text[2]
@@ -492,8 +499,7 @@ class StyleGANTGenerator(nn.Module, PretrainedMixin):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """tokens [B,L,text_dim], mask [B,L] bool, pooled [B,P] -> (t_local = tokens, t_mask = mask, t_global [B,P]).
 
-        t_global is the pooled vector, L2-normalised when `config.normalize_text` (the official code normalises its
-        CLIP text features); there are no learned text layers.
+        t_global is `text_vector(pooled, config)`; there are no learned text layers.
         """
         cfg = self.config
         if tokens.ndim != 3 or tokens.shape[-1] != cfg.text_dim:
@@ -503,8 +509,7 @@ class StyleGANTGenerator(nn.Module, PretrainedMixin):
                               f"{tuple(mask.shape)}")
         if pooled.ndim != 2 or pooled.shape != (tokens.shape[0], cfg.pooled_width):
             raise ConfigError(f"pooled text must be [B,{cfg.pooled_width}], got {tuple(pooled.shape)}")
-        t_global = F.normalize(pooled, dim=-1) if cfg.normalize_text else pooled  # [B,P]
-        return tokens, mask, t_global
+        return tokens, mask, text_vector(pooled, cfg)  # t_global [B,P]
 
     def forward(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastt2i.config import Registry
 from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
 
@@ -30,10 +32,13 @@ def emoji64() -> StyleGANTGeneratorConfig:
     (the official code clamps only for fp16). 1.74M parameters (1,740,777), 11 styles. Measured at batch 32 on one
     thread (nice 19, min of 10, CPU time): G forward 0.10 s, forward+backward 0.30 s; GigaGAN's emoji64 generator
     in the same harness: 0.11 s / 0.33 s.
+
+    The text part of w is scaled to unit second moment (text_scale = sqrt(384)): with the official unit-norm text
+    vector, a first 20 kimg run drew the same image for every prompt (docs/training-runs.md).
     """
     return StyleGANTGeneratorConfig(
-        resolution=64, z_dim=64, text_encoder="minilm", text_dim=384, channels=(128, 64, 32, 16),
-        res_blocks=(1, 1, 1, 0), conv_clamp=None,
+        resolution=64, z_dim=64, text_encoder="minilm", text_dim=384, text_scale=math.sqrt(384),
+        channels=(128, 64, 32, 16), res_blocks=(1, 1, 1, 0), conv_clamp=None,
     )
 
 
