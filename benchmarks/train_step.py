@@ -24,6 +24,9 @@ Cases:
     paella   tokenise each step  denoiser step with emoji-clip text/image conditioning and the VQGAN encoder in the
                                  step (token_cache off: the first epoch, or any run without the cache)
              token cache         the preset as it trains after its first epoch (token_cache on, tokens cached)
+    stylegan-t  preset (CLIP guidance)  D+G step: hinge D heads on the frozen emoji-clip taps (real and fake, DiffAugment,
+                                 D-input blur), G adversarial + CLIP guidance with emoji-clip
+             no CLIP guidance    the same with clip_guidance_weight=0 (the cost of the third emoji-clip pass)
     vqgan    all losses          L1 + codebook + emoji-clip perceptual (perceptual_weight=1) + PatchGAN G and D
                                  steps (gan_weight=0.1, GAN phase forced on)
              preset (L1)         the emoji64 preset as it is: L1 + codebook only
@@ -53,12 +56,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = ("gigagan", "paella", "vqgan")
+FAMILIES = ("gigagan", "stylegan-t", "paella", "vqgan")
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
 CASES = {  # family -> the cases a worker measures (the amortised GigaGAN row is computed from the first two)
     "gigagan": ("all losses, no R1", "all losses, R1"),
     "paella": ("tokenise each step", "token cache"),
     "vqgan": ("all losses", "preset (L1)"),
+    "stylegan-t": ("preset (CLIP guidance)", "no CLIP guidance"),
 }
 AMORTISED = "all losses, amortised"
 BATCH = 32
@@ -92,6 +96,10 @@ def _trainer_class(family: str) -> type:
         from fastt2i.training.paella import PaellaTrainer
 
         return PaellaTrainer
+    if family == "stylegan-t":
+        from fastt2i.training.stylegan_t import StyleGANTTrainer
+
+        return StyleGANTTrainer
     from fastt2i.training.vqgan import VQGANTrainer
 
     return VQGANTrainer
@@ -188,6 +196,9 @@ def _cases(family: str, precision: str, tmp: Path) -> dict[str, tuple[Any, Any]]
         else:  # no cache in this revision: every step tokenises
             cases["tokenise each step"] = (cfg, None)
         return cases
+    if family == "stylegan-t":
+        return {"preset (CLIP guidance)": (base, None),
+                "no CLIP guidance": (dataclasses.replace(base, clip_guidance_weight=0.0), None)}
     # vqgan: force the GAN phase (gan_start_kimg=0, and cur_nimg past it as the revision's own helper does)
     full = dataclasses.replace(base, perceptual_weight=base.perceptual_weight or 1.0,
                                gan_weight=base.gan_weight or 0.1, gan_start_kimg=0.0)
@@ -443,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="alternating old/new repeats per measurement (default 3)")
     p.add_argument("--steps", type=int, default=5, help="timed train_step calls per process (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed train_step calls first (default 1)")
-    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of gigagan,paella,vqgan")
+    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
     p.add_argument("--precision", default="fp32,bf16", help="comma-separated subset of fp32,bf16")
     p.add_argument("--threads", type=int, default=2, help="torch threads per process (default 2)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one process is given up (default 1800)")

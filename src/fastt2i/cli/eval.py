@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   fastt2i eval --model reference:blur16 --data emoji64.npz --metrics fd_emojinet,kid_emojinet,pr_emojinet --num 646
   fastt2i eval --model reference:shuffled --data emoji64.npz --metrics clipscore_emojiclip --num 646
   fastt2i eval --model M --data D --metrics fd_inception --extractor inception=pt_inception-2015-12-05-6726825d.pth
+  fastt2i eval --model gigagan-emoji64 --data emoji64.npz --metrics subacc_emojinet,stylecover_emojinet --prompts short
 
 Prompts are the captions of --prompt-split (default val), cycled up to --num; real statistics come from --real-split
 (default train) and are cached on disk. Results append to RUN_DIR/metrics.jsonl when --run-dir (or a run dir model).
@@ -22,7 +23,8 @@ References: data (the prompt split's own images), noise, blur16 (down to 16 px a
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model with metrics", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Compute FD/KID/precision-recall/CLIP score/CMMD of generated images.")
+                       description="Compute FD/KID/precision-recall/CLIP score/CMMD and prompt-following accuracy "
+                                   "(subacc, styleacc, stylecover) of generated images.")
     p.add_argument("--model", required=True, help="export dir, run dir, or reference:data|noise|blur16|shuffled")
     p.add_argument("--data", required=True, help="dataset with the real images and the prompts")
     p.add_argument("--metrics", default="fd_emojinet,kid_emojinet,pr_emojinet,clipscore_emojiclip",
@@ -42,14 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                    help="compute dtype of a GigaGAN synthesis network or a Paella denoiser (bf16: autocast, "
                         "weights stay fp32; the metric networks always run in fp32; default fp32)")
+    p.add_argument("--prompts", default="full", choices=["full", "short"],
+                   help="the prompt split's captions as they are, or each caption's name alone ('red heart': what a "
+                        "user types); recorded as prompt_form")
+    p.add_argument("--label-field", default="subcategories",
+                   help="dataset field with each prompt's subcategory, the target of subacc (default subcategories)")
     p.set_defaults(func=run)
+
+
+def _show(value) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return "n/a (nothing to score)" if value is None else f"{value:.6g}"
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     results = run_eval(args)
     for name, value in results.items():
-        print(f"{name}\t{json.dumps(value) if isinstance(value, dict) else f'{value:.6g}'}")
+        print(f"{name}\t{_show(value)}")
     print(f"({args.num} samples, {time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -80,7 +93,8 @@ def run_eval(args: argparse.Namespace) -> dict:
         args.model, args.data, metrics=args.metrics, num=args.num, batch_size=args.batch_size,
         resolution=args.resolution, prompt_split=args.prompt_split, real_split=args.real_split,
         split_by=args.split_by, caption_field=args.caption_field, extractor_paths=paths, run_dir=run_dir,
-        seed=args.seed, device=args.device, dtype=getattr(args, "dtype", "fp32"))
+        seed=args.seed, device=args.device, dtype=getattr(args, "dtype", "fp32"),
+        prompt_form=getattr(args, "prompts", "full"), label_field=getattr(args, "label_field", "subcategories"))
 
 
 def results_dir(args: argparse.Namespace) -> str | None:

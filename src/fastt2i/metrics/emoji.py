@@ -1,4 +1,5 @@
-"""The emoji-domain networks as metric feature networks: `emojinet` (FD/KID/PR) and `emojiclip` (CLIP score, CMMD).
+"""The emoji-domain networks as metric networks: `emojinet` (FD/KID/PR features; its heads for subacc, styleacc and
+stylecover) and `emojiclip` (CLIP score, CMMD).
 
 Both default to the exports bundled in `fastt2i/assets` (trained on the emoji64 training split, see their model
 cards); a path to another export of the same class can be given instead. Metric names say which network measured:
@@ -47,6 +48,21 @@ class EmojiNetFeatures(FeatureExtractor):
         x = check_images(images, "emojinet").to(self.device)
         return self.net.features(x).float()  # [N,C]
 
+    @property
+    def classes(self) -> dict[str, tuple[str, ...]]:
+        """{"subcategory": class names, "style": class names} of the two heads."""
+        return {"subcategory": self.net.config.subcategories, "style": self.net.config.styles}
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor) -> dict[str, list[str]]:
+        """Pooled features [N,C] (from `forward`) -> {"subcategory": [N] names, "style": [N] names} (argmax)."""
+        f = features.to(self.device, torch.float32)
+        out = {}
+        for head, names in (("subcategory", self.net.head_subcategory), ("style", self.net.head_style)):
+            idx = names(f).argmax(dim=1).tolist()  # [N]
+            out[head] = [self.classes[head][i] for i in idx]
+        return out
+
 
 class EmojiCLIPFeatures(FeatureExtractor):
     """emoji-clip's joint embeddings: `encode_image` (= forward) and `encode_text`, both unit-norm [N, 384].
@@ -80,5 +96,5 @@ class EmojiCLIPFeatures(FeatureExtractor):
 
 EXTRACTORS.register("emojinet")(lambda path=None, **kw: EmojiNetFeatures(path))
 EXTRACTORS.register("emojiclip")(lambda path=None, **kw: EmojiCLIPFeatures(path))
-register_feature_metrics("emojinet")
+register_feature_metrics("emojinet", kinds=("fd", "kid", "pr", "subacc", "styleacc", "stylecover"))
 register_feature_metrics("emojiclip", kinds=("fd", "kid", "pr", "clipscore", "cmmd"))

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fastt2i.errors import ConfigError, DataError
+from fastt2i.metrics.accuracy import AccuracyAccumulator, prompt_style
 from fastt2i.metrics.cache import cached_stats, load_stats, save_stats
 from fastt2i.metrics.clip_score import ClipScoreAccumulator
 from fastt2i.metrics.extractors import FeatureExtractor
@@ -63,6 +64,17 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, list[str] | None]:
             if len(prompts) != images.shape[0]:
                 raise DataError(f"batch has {images.shape[0]} images but {len(prompts)} prompts")
     return images, prompts
+
+
+def batch_labels(batch: Any, n: int) -> list[str] | None:
+    """The per-sample "label" list of a dict batch (the prompt's class, e.g. its subcategory), or None."""
+    labels = batch.get("label") if isinstance(batch, Mapping) else None
+    if labels is None:
+        return None
+    labels = list(labels)
+    if len(labels) < n:
+        raise DataError(f"batch has {n} images but {len(labels)} labels")
+    return labels[:n]
 
 
 class _Timer:
@@ -174,6 +186,11 @@ def evaluate(
     for name, s in specs.items():
         if s.kind == "clipscore" and not extractors[s.extractor].has_text:
             raise ConfigError(f"{name} needs an image-text model with encode_text; {extractors[s.extractor].name} has none")
+        if s.kind in ("subacc", "styleacc") and not callable(getattr(extractors[s.extractor], "predict", None)):
+            raise ConfigError(f"{name} needs a classifier with predict(); {extractors[s.extractor].name} has none")
+        if not s.streamed:
+            raise ConfigError(f"{name} generates several seeds per prompt: compute it with "
+                              f"fastt2i.evaluation.evaluate_source (fastt2i eval), not over one image stream")
 
     fake_roles: dict[str, bool] = {}
     real_roles: dict[str, bool] = {}
@@ -216,6 +233,7 @@ def evaluate(
     fake = {r: FeatureStats(extractors[r].dim, store_features=f, max_features=num) for r, f in fake_roles.items()}
     clip_roles = {s.extractor for s in specs.values() if s.kind == "clipscore"}
     scores = {r: ClipScoreAccumulator() for r in clip_roles}
+    accuracy = {(s.extractor, s.kind): AccuracyAccumulator() for s in specs.values() if s.kind in ("subacc", "styleacc")}
     seen = 0
     bar = tqdm(total=num, unit="img", desc="generated images", disable=not progress, leave=False)
     with torch.no_grad():
@@ -233,6 +251,19 @@ def evaluate(
                     if prompts is None:
                         raise DataError("clipscore needs prompts: yield (images, prompts) pairs from the generated stream")
                     scores[r].update(feats, extractors[r].encode_text(prompts))
+                if (r, "subacc") in accuracy or (r, "styleacc") in accuracy:
+                    pred = extractors[r].predict(feats)  # {"subcategory": [B], "style": [B]} class names
+                    if (r, "subacc") in accuracy:
+                        labels = batch_labels(batch, images.shape[0])
+                        if labels is None:
+                            raise DataError("subacc needs each prompt's subcategory: a 'label' list in the generated "
+                                            "stream (fastt2i eval reads it from the dataset's `subcategories`)")
+                        accuracy[r, "subacc"].update(pred["subcategory"], labels)
+                    if (r, "styleacc") in accuracy:
+                        if prompts is None:
+                            raise DataError("styleacc needs prompts: yield (images, prompts) pairs")
+                        styles = extractors[r].classes["style"]
+                        accuracy[r, "styleacc"].update(pred["style"], [prompt_style(p, styles) for p in prompts])
                 timer.add(r, t0)
             seen += images.shape[0]
             bar.update(images.shape[0])
@@ -260,6 +291,10 @@ def evaluate(
             else:
                 value = cmmd(xf, xr, unbiased=cmmd_unbiased)
                 details = {"estimator": "unbiased" if cmmd_unbiased else "paper-biased", "sigma": 10.0, "scale": 1000.0}
+        elif s.kind in ("subacc", "styleacc"):
+            acc = accuracy[s.extractor, s.kind]
+            value = acc.value  # None when no prompt had a target (e.g. styleacc on prompts that name no style)
+            details = {"num_scored": acc.n}
         else:  # clipscore
             value = scores[s.extractor].mean
             details = {"std": scores[s.extractor].std}

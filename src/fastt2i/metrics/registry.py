@@ -8,7 +8,8 @@ from typing import Literal
 from fastt2i.config import Registry
 from fastt2i.errors import ConfigError
 
-MetricKind = Literal["fd", "kid", "pr", "clipscore", "cmmd"]
+MetricKind = Literal["fd", "kid", "pr", "clipscore", "cmmd", "subacc", "styleacc", "stylecover"]
+PROMPT_KINDS = ("clipscore", "subacc", "styleacc", "stylecover")  # scored against the prompts, not real images
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class MetricSpec:
     """What a metric computes and which feature network it needs.
 
     Args:
-        kind: fd (Fréchet distance), kid, pr (precision/recall), clipscore, cmmd.
+        kind: fd (Fréchet distance), kid, pr (precision/recall), clipscore, cmmd; subacc / styleacc (a classifier's
+            accuracy on the prompt's subcategory / the style a prompt names); stylecover (seed diversity of style,
+            computed by `fastt2i.evaluation`, which generates 8 seeds per prompt).
         extractor: the role in the extractors mapping given to `evaluate` (`inception`, `clip`, `dinov2`, ...).
     """
 
@@ -25,8 +28,8 @@ class MetricSpec:
 
     @property
     def needs_real(self) -> bool:
-        """Compares against real images (everything but the CLIP score)."""
-        return self.kind != "clipscore"
+        """Compares against real images (everything but the prompt-scored kinds)."""
+        return self.kind not in PROMPT_KINDS
 
     @property
     def needs_features(self) -> bool:
@@ -35,7 +38,17 @@ class MetricSpec:
 
     @property
     def needs_prompts(self) -> bool:
-        return self.kind == "clipscore"
+        return self.kind in ("clipscore", "styleacc")
+
+    @property
+    def needs_labels(self) -> bool:
+        """Needs each prompt's class label ("label" in the stream: subacc's subcategory)."""
+        return self.kind == "subacc"
+
+    @property
+    def streamed(self) -> bool:
+        """Computed by `evaluate` over one image per prompt (stylecover has its own generation protocol)."""
+        return self.kind != "stylecover"
 
 
 def count_tag(num: int) -> str:

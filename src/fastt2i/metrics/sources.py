@@ -21,8 +21,16 @@ REFERENCES = ("data", "noise", "blur16", "shuffled")
 
 
 def split_samples(data: str, split: str, resolution: int, *, caption_field: str | None = None,
-                  split_by: str = "key", val_fraction: float = 0.05, batch_size: int = 250) -> Iterator[dict[str, Any]]:
-    """One ordered pass over a dataset split as batches {"image", "caption", "key"} (the last one may be short)."""
+                  split_by: str = "key", val_fraction: float = 0.05, batch_size: int = 250,
+                  label_field: str | None = None, prompt_form: Callable[[str], str] | None = None,
+                  ) -> Iterator[dict[str, Any]]:
+    """One ordered pass over a dataset split as batches {"image", "caption", "key"} (the last one may be short).
+
+    Args:
+        label_field: also give each sample's value of this dataset field as "label" (e.g. emoji64's
+            `subcategories`, the target of `subacc_emojinet`).
+        prompt_form: rewrite each caption (e.g. `fastt2i.data.captions.short_caption`: the prompt a user types).
+    """
     ds = open_dataset(data, resolution=resolution, split=split, caption_field=caption_field, split_by=split_by,
                       val_fraction=val_fraction)
     if getattr(ds, "is_iterable", True) and not hasattr(ds, "__len__"):
@@ -30,19 +38,42 @@ def split_samples(data: str, split: str, resolution: int, *, caption_field: str 
     n = len(ds)
     if n == 0:
         raise DataError(f"{data}: split {split!r} is empty")
+    labels = split_labels(data, split, label_field, split_by=split_by, val_fraction=val_fraction) if label_field else None
     it = make_loader(ds, min(batch_size, n), shuffle=False, drop_last=False)
     seen = 0
     while seen < n:
         b = next(it)
         take = min(len(b["key"]), n - seen)
         seen += take
-        yield {"image": b["image"][:take], "caption": b["caption"][:take], "key": b["key"][:take]}
+        keys, caps = list(b["key"][:take]), list(b["caption"][:take])
+        out = {"image": b["image"][:take], "caption": [prompt_form(c) for c in caps] if prompt_form else caps,
+               "key": keys}
+        if labels is not None:
+            out["label"] = [labels[k] for k in keys]
+        yield out
+
+
+def split_labels(data: str, split: str, field: str, *, split_by: str = "key", val_fraction: float = 0.05
+                 ) -> dict[str, str]:
+    """{sample key: its value of dataset field `field`} over a split, read without decoding images."""
+    try:
+        ds = open_dataset(data, split=split, caption_field=field, split_by=split_by, val_fraction=val_fraction)
+    except DataError as e:
+        raise DataError(f"per-sample labels need a field {field!r} (--label-field): {e}") from None
+    if not hasattr(ds, "caption"):
+        raise DataError(f"{data}: per-sample labels ({field!r}) need a map-style dataset (folder, manifest, .npz)")
+    out = {ds.key(i): ds.caption(i) for i in range(len(ds))}
+    missing = sum(v is None for v in out.values())
+    if missing:
+        raise DataError(f"{data}: {missing} samples of split {split!r} have no {field!r}")
+    return out
 
 
 def cycled(batches_fn, num: int, batch_size: int) -> Iterator[dict[str, Any]]:
     """Re-batch a finite stream to `batch_size`, repeating it until `num` samples (the metric's N) are produced."""
     buf_img: list[torch.Tensor] = []
     buf_cap: list[str] = []
+    buf_lab: list[str] = []  # per-sample "label" when the stream has one
     produced = 0
     while produced < num:
         got = 0
@@ -50,9 +81,14 @@ def cycled(batches_fn, num: int, batch_size: int) -> Iterator[dict[str, Any]]:
             got += len(b["caption"])
             buf_img.extend(b["image"].unbind(0))
             buf_cap.extend(b["caption"])
+            buf_lab.extend(b.get("label", ()))
             while len(buf_cap) >= batch_size or (produced + len(buf_cap) >= num and buf_cap):
                 take = min(batch_size, num - produced, len(buf_cap))
-                yield {"image": torch.stack(buf_img[:take]), "caption": buf_cap[:take]}
+                out = {"image": torch.stack(buf_img[:take]), "caption": buf_cap[:take]}
+                if buf_lab:
+                    out["label"] = buf_lab[:take]
+                    del buf_lab[:take]
+                yield out
                 del buf_img[:take], buf_cap[:take]
                 produced += take
                 if produced >= num:
@@ -73,10 +109,11 @@ def reference_batches(kind: str, samples_fn, num: int, batch_size: int, seed: in
     if kind not in REFERENCES:
         raise ConfigError(f"unknown reference {kind!r}; choose one of: {', '.join(REFERENCES)}")
     gen = torch.Generator().manual_seed(seed)
-    captions: list[str] = []
+    captions: list[tuple[str, str | None]] = []  # (caption, label) pairs: a shuffled caption keeps its label
     if kind == "shuffled":
-        captions = [c for b in samples_fn() for c in b["caption"]]
-        if len(set(captions)) < 2:
+        captions = [(c, lab) for b in samples_fn()
+                    for c, lab in zip(b["caption"], b.get("label") or [None] * len(b["caption"]))]
+        if len({c for c, _ in captions}) < 2:
             raise DataError("shuffled captions need at least two distinct captions")
         # a derangement by rotation of a random permutation: no image keeps its own caption
         perm = torch.randperm(len(captions), generator=gen).tolist()
@@ -84,15 +121,18 @@ def reference_batches(kind: str, samples_fn, num: int, batch_size: int, seed: in
         captions = [rotated[i] for i in range(len(captions))]
     pos = 0
     for b in cycled(samples_fn, num, batch_size):
-        images, caps = b["image"], b["caption"]
+        out = dict(b)
         if kind == "noise":
-            images = torch.randn(images.shape, generator=gen).clamp(-1, 1)
+            out["image"] = torch.randn(b["image"].shape, generator=gen).clamp(-1, 1)
         elif kind == "blur16":
-            images = blur(images)
+            out["image"] = blur(b["image"])
         elif kind == "shuffled":
-            caps = [captions[(pos + i) % len(captions)] for i in range(len(caps))]
-        pos += len(caps)
-        yield {"image": images, "caption": caps}
+            pairs = [captions[(pos + i) % len(captions)] for i in range(len(b["caption"]))]
+            out["caption"] = [c for c, _ in pairs]
+            if "label" in b:
+                out["label"] = [lab for _, lab in pairs]
+        pos += len(b["caption"])
+        yield out
 
 
 GenerateFn = Callable[[list[str], list[int]], torch.Tensor]  # (prompts, seeds) -> [B,3,H,W] in [-1,1]
@@ -114,4 +154,4 @@ def model_batches(generate: GenerateFn, prompts_fn, num: int, batch_size: int, s
         with torch.no_grad():
             images = generate(caps, seeds)
         i += len(caps)
-        yield {"image": images, "caption": caps}
+        yield {"image": images, "caption": caps, **({"label": b["label"]} if "label" in b else {})}
