@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fastt2i.cli import main
-from fastt2i.metrics.sources import blur, cycled, reference_batches, split_labels
+from fastt2i.data.captions import field_by_key
+from fastt2i.metrics.sources import blur, cycled, reference_batches
 
 
 def batches(n=10, bs=4):
@@ -156,7 +157,7 @@ def test_subacc_without_a_label_field_is_a_clear_error(emoji_npz, tmp_path, monk
     assert main(argv) != 0
     assert "per-sample labels need a field 'subcategories' (--label-field)" in capsys.readouterr().err
     with pytest.raises(DataError, match="no caption key 'subcategories'"):
-        split_labels(str(bare), "all", "subcategories")
+        field_by_key(str(bare), "all", "subcategories")
 
 
 def test_stylecover_of_the_data_and_of_a_generator(emoji_npz, tmp_path, monkeypatch, capsys):

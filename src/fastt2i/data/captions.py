@@ -9,9 +9,12 @@ model learns every form). Captions of any other shape are left as they are.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from fastt2i.errors import ConfigError
+from fastt2i.data.open import open_dataset
+from fastt2i.errors import ConfigError, DataError
 
 VARIANTS = ("full", "name", "name_style", "name_category", "keywords")
 
@@ -36,6 +39,18 @@ def caption_parts(caption: str) -> CaptionParts:
 def short_caption(caption: str) -> str:
     """The prompt a user would type for this caption: the emoji's name alone ("red heart")."""
     return caption_parts(caption).name
+
+
+def parse_variants(spec: str) -> dict[str, float]:
+    """"full:2,name:1,name_style:1" -> {"full": 2.0, "name": 1.0, "name_style": 1.0} (validated); "" -> {} (off)."""
+    out: dict[str, float] = {}
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, _, weight = item.partition(":")
+        try:
+            out[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"caption variant {item!r} is not NAME or NAME:WEIGHT") from None
+    return check_variants(out) if out else {}
 
 
 def check_variants(weights: dict[str, float]) -> dict[str, float]:
@@ -74,3 +89,59 @@ def caption_variant(caption: str, rng: random.Random, weights: dict[str, float],
         kw = ", ".join(k.strip() for k in keywords.replace("|", ",").split(",") if k.strip())
         return f"{p.name}: {kw}" if kw else p.name
     return caption
+
+
+def field_by_key(data: str, split: str, field: str, *, split_by: str = "key", val_fraction: float = 0.05
+                 ) -> dict[str, str]:
+    """{sample key: its value of dataset field `field`} over a split, read without decoding images (e.g. emoji64's
+    `subcategories` for subacc, `keywords` for the keywords variant)."""
+    try:
+        ds = open_dataset(data, split=split, caption_field=field, split_by=split_by, val_fraction=val_fraction)
+    except DataError as e:
+        raise DataError(f"per-sample labels need a field {field!r} (--label-field): {e}") from None
+    if not hasattr(ds, "caption"):
+        raise DataError(f"{data}: per-sample fields ({field!r}) need a map-style dataset (folder, manifest, .npz)")
+    out = {ds.key(i): ds.caption(i) for i in range(len(ds))}
+    missing = sum(v is None for v in out.values())
+    if missing and field != "keywords":  # an empty keywords entry is normal (the name is used instead)
+        raise DataError(f"{data}: {missing} samples of split {split!r} have no {field!r}")
+    return {k: v or "" for k, v in out.items()}
+
+
+class CaptionVariants:
+    """Wrap a training batch stream: each batch's captions become variants drawn with `weights` (see
+    `caption_variant`). Batch i after `start_batch` draws from its own seeded RNG (seed, rank, batch index), so a
+    resumed run draws what an uninterrupted one would. Other attributes (close, ...) pass through to `batches`.
+
+    Args:
+        batches: the stream ({"caption": [B] str, "key": [B] str, ...}).
+        weights: {variant: weight}.
+        seed, rank: the run's seed and this process's rank.
+        start_batch: batches this rank had consumed before (resume).
+        keywords: {key: keywords} for the "keywords" variant.
+    """
+
+    def __init__(self, batches: Any, weights: dict[str, float], seed: int, rank: int = 0, start_batch: int = 0,
+                 keywords: dict[str, str] | None = None):
+        self.batches, self.weights = batches, check_variants(weights)
+        self.seed, self.rank, self.index = seed, rank, start_batch
+        self.keywords = keywords or {}
+        if self.weights.get("keywords", 0) > 0 and keywords is None:
+            raise ConfigError("caption variant 'keywords' needs the dataset's keywords ({key: keywords})")
+        self._it: Iterator[dict[str, Any]] | None = None
+
+    def __iter__(self) -> "CaptionVariants":
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._it is None:
+            self._it = iter(self.batches)
+        batch = next(self._it)
+        rng = random.Random(f"{self.seed}:{self.rank}:{self.index}")
+        self.index += 1
+        keys = batch.get("key") or [""] * len(batch["caption"])
+        caps = [caption_variant(c, rng, self.weights, self.keywords.get(k, "")) for c, k in zip(batch["caption"], keys)]
+        return {**batch, "caption": caps}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["batches"], name)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fastt2i.data import make_loader, open_dataset
+from fastt2i.data.captions import field_by_key
 from fastt2i.errors import ConfigError, DataError
 
 REFERENCES = ("data", "noise", "blur16", "shuffled")
@@ -38,7 +39,7 @@ def split_samples(data: str, split: str, resolution: int, *, caption_field: str 
     n = len(ds)
     if n == 0:
         raise DataError(f"{data}: split {split!r} is empty")
-    labels = split_labels(data, split, label_field, split_by=split_by, val_fraction=val_fraction) if label_field else None
+    labels = field_by_key(data, split, label_field, split_by=split_by, val_fraction=val_fraction) if label_field else None
     it = make_loader(ds, min(batch_size, n), shuffle=False, drop_last=False)
     seen = 0
     while seen < n:
@@ -51,22 +52,6 @@ def split_samples(data: str, split: str, resolution: int, *, caption_field: str 
         if labels is not None:
             out["label"] = [labels[k] for k in keys]
         yield out
-
-
-def split_labels(data: str, split: str, field: str, *, split_by: str = "key", val_fraction: float = 0.05
-                 ) -> dict[str, str]:
-    """{sample key: its value of dataset field `field`} over a split, read without decoding images."""
-    try:
-        ds = open_dataset(data, split=split, caption_field=field, split_by=split_by, val_fraction=val_fraction)
-    except DataError as e:
-        raise DataError(f"per-sample labels need a field {field!r} (--label-field): {e}") from None
-    if not hasattr(ds, "caption"):
-        raise DataError(f"{data}: per-sample labels ({field!r}) need a map-style dataset (folder, manifest, .npz)")
-    out = {ds.key(i): ds.caption(i) for i in range(len(ds))}
-    missing = sum(v is None for v in out.values())
-    if missing:
-        raise DataError(f"{data}: {missing} samples of split {split!r} have no {field!r}")
-    return out
 
 
 def cycled(batches_fn, num: int, batch_size: int) -> Iterator[dict[str, Any]]:

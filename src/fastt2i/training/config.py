@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fastt2i.data.captions import parse_variants
 from fastt2i.errors import ConfigError
 
 
@@ -37,6 +38,10 @@ class TrainConfig:
         val_fraction: fraction of keys held out for validation (split by key hash in fastt2i.data).
         split_by: "key" (per-sample hash split) or "emoji" (hold out whole emoji: every style and skin tone).
         caption_field: caption field for npz / json / manifest datasets (None: the dataset default).
+        caption_variants: draw each training caption's form per sample, "NAME:WEIGHT,..." over
+            `fastt2i.data.captions.VARIANTS` (full, name, name_style, name_category, keywords), e.g.
+            "full:2,name:1,name_style:1,name_category:1,keywords:1"; "" = the captions as they are. Captions that are
+            not emoji64-shaped ("<name>, <category>, <style> style") are never changed.
         hflip: random horizontal flips of the training images.
         keep_states: how many training states to keep in run_dir/state (0 = keep all).
         text_encoder: text encoder spec string (fastt2i.text), recorded in exports.
@@ -62,6 +67,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     split_by: Literal["key", "emoji"] = "key"
     caption_field: str | None = None
+    caption_variants: str = ""
     hflip: bool = False
     keep_states: int = 3
     text_encoder: str = "minilm"
@@ -89,6 +95,10 @@ class TrainConfig:
         need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         need(self.keep_states >= 0, f"keep_states must be >= 0 (0 = keep all), got {self.keep_states}")
         need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        try:
+            parse_variants(self.caption_variants)
+        except ConfigError as e:
+            raise ConfigError(f"train.caption_variants: {e}") from None
 
 
 def find_train_config(config: Any) -> tuple[TrainConfig, tuple[str, ...]]:

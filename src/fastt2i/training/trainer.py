@@ -47,6 +47,7 @@ from torch import nn
 
 from fastt2i.config import to_json
 from fastt2i.data import make_loader, open_dataset
+from fastt2i.data.captions import CaptionVariants, field_by_key, parse_variants
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.training.config import find_train_config
 from fastt2i.training.ema import EMA
@@ -341,7 +342,7 @@ class Trainer(abc.ABC):
             hflip=cfg.hflip,
             seed=cfg.seed,
         )
-        return make_loader(  # an infinite BatchIterator (batch_size is per rank); exact resume for map-style data
+        loader = make_loader(  # an infinite BatchIterator (batch_size is per rank); exact resume for map-style data
             dataset,
             self.batch_per_rank,
             seed=cfg.seed,
@@ -353,6 +354,13 @@ class Trainer(abc.ABC):
             in_memory=cfg.in_memory,
             device=self.device,  # in memory, the store lives on the training device (no host-to-device copy per batch)
         )
+        weights = parse_variants(cfg.caption_variants)
+        if not weights:
+            return loader
+        keywords = None
+        if weights.get("keywords", 0) > 0:
+            keywords = field_by_key(cfg.data, "train", "keywords", split_by=cfg.split_by, val_fraction=cfg.val_fraction)
+        return CaptionVariants(loader, weights, cfg.seed, self.rank, start_sample // cfg.batch_size, keywords)
 
     # ----------------------------------------------------------------------------------------------- state
     def training_state(self) -> dict[str, Any]:
