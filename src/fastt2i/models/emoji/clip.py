@@ -1,4 +1,4 @@
-"""emoji-clip: a small CNN image tower trained LiT-style against the frozen MiniLM text encoder.
+"""emoji-clip: a small CNN (or ViT) image tower trained LiT-style against the frozen MiniLM text encoder.
 
 Zhai et al. 2022 (LiT, "locked-image/text tuning"), here with the *text* tower locked: the image tower maps images into the
 sentence-embedding space of all-MiniLM-L6-v2, so `encode_text` is MiniLM's normalised mean-pooled embedding and needs no
@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fastt2i.nn.convnet import ConvTrunk, resize_square
+from fastt2i.nn.vit import ViTTower
 from fastt2i.serialization import PretrainedMixin, register_model
 from fastt2i.text import load_text_encoder
 
@@ -29,6 +30,12 @@ class EmojiCLIPConfig:
     text_encoder: the locked text tower (a `fastt2i.text` spec); its pooled width must equal `embed_dim`.
     embed_dim: joint embedding width (MiniLM's 384).
     logit_scale_init: initial log inverse temperature, log(1/0.07) as in CLIP.
+    arch: image tower: "cnn" (`ConvTrunk` of `channels` x `blocks`) or "vit" (`ViTTower`: `patch`, `width`,
+        `depth`, `heads`).
+    patch, width, depth, heads: the ViT tower's shape (arch="vit").
+    eval_only: an evaluation-only network (emoji-clip-eval): every loss, discriminator and conditioning that loads
+        image-text models refuses it (`fastt2i.assets.refuse_metric_network`), so that metrics measured with it stay
+        independent of training.
     """
 
     resolution: int = 64
@@ -37,6 +44,16 @@ class EmojiCLIPConfig:
     text_encoder: str = "minilm"
     embed_dim: int = 384
     logit_scale_init: float = math.log(1 / 0.07)
+    arch: str = "cnn"
+    patch: int = 8
+    width: int = 192
+    depth: int = 6
+    heads: int = 3
+    eval_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("cnn", "vit"):
+            raise ValueError(f"EmojiCLIPConfig.arch must be 'cnn' or 'vit', got {self.arch!r}")
 
 
 @register_model("emoji-clip")
@@ -52,7 +69,10 @@ class EmojiCLIP(PretrainedMixin, nn.Module):
     def __init__(self, config: EmojiCLIPConfig = EmojiCLIPConfig()):
         super().__init__()
         self.config = config
-        self.trunk = ConvTrunk(config.channels, config.blocks)
+        if config.arch == "vit":
+            self.trunk: nn.Module = ViTTower(config.resolution, config.patch, config.width, config.depth, config.heads)
+        else:
+            self.trunk = ConvTrunk(config.channels, config.blocks)
         self.proj = nn.Linear(self.trunk.out_channels, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self._text = None  # the locked text encoder, loaded on first use and kept out of the state dict
