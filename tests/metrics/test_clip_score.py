@@ -35,3 +35,20 @@ def test_shape_mismatch():
         clip_score(torch.randn(3, 4), torch.randn(2, 4))
     with pytest.raises(DataError):
         _ = ClipScoreAccumulator().mean
+
+
+def test_caption_retrieval_ranks_distinct_prompts_with_ties_against():
+    from fastt2i.metrics import caption_retrieval
+
+    words = ["cat", "dog", "sun", "car"]
+    table = {w: torch.eye(4)[i] for i, w in enumerate(words)}
+
+    def encode(prompts):
+        return torch.stack([table[p] for p in prompts])
+
+    # image 0 is exactly "cat"; image 1 (for "dog") is closest to "sun", then "dog"; image 2 ("sun") ties sun/dog
+    images = torch.stack([table["cat"], 0.9 * table["sun"] + 0.5 * table["dog"], table["sun"] + table["dog"],
+                          table["cat"]])
+    prompts = ["cat", "dog", "sun", "cat"]  # a repeated prompt is one candidate
+    got = caption_retrieval(images, prompts, encode, ks=(1, 2))
+    assert got == {"top1": 0.5, "top2": 1.0, "candidates": 3.0}

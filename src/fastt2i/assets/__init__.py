@@ -19,10 +19,36 @@ def asset_path(name: str) -> Path:
     return p
 
 
-def image_text_model_path(spec: str, role: str) -> Path:
-    """Where to load an image-text model (CLIP stand-in) from: "emoji-clip" (bundled) or an export directory.
+EMOJI_NET_REFUSAL = "emoji-net is the FD feature network and must never be a training signal; use 'emoji-clip'"
+EVAL_ONLY_REFUSAL = ("{name} is an evaluation-only network (emoji-clip-eval: eval_only in its config), kept out of "
+                     "every loss so that the metrics measured with it stay independent of training; use 'emoji-clip'")
 
-    emoji-net is refused by name and by export class: it is the FD feature network and must never be trained against.
+
+def metric_network_refusal(model: object) -> str | None:
+    """Why `model` must not be a training signal, or None: emoji-net (by registered name or class), or a model whose
+    config says `eval_only` (emoji-clip-eval); wrappers holding one as `.model` / `.clip` count as well."""
+    for m in (model, getattr(model, "model", None), getattr(model, "clip", None)):
+        if m is None:
+            continue
+        if getattr(m, "model_name", None) == "emoji-net" or type(m).__name__ == "EmojiNet":
+            return EMOJI_NET_REFUSAL
+        if getattr(getattr(m, "config", None), "eval_only", False) is True:
+            return EVAL_ONLY_REFUSAL.format(name=type(m).__name__)
+    return None
+
+
+def refuse_metric_network(model: object, role: str) -> None:
+    """ConfigError when `metric_network_refusal(model)` has a reason; `role` (e.g. "CLIP guidance") starts it."""
+    reason = metric_network_refusal(model)
+    if reason is not None:
+        raise ConfigError(f"{role} refused: {reason}")
+
+
+def image_text_model_path(spec: str, role: str) -> Path:
+    """Where to load an image-text model (CLIP stand-in) for training from: "emoji-clip" (bundled) or an export.
+
+    The metric networks are refused by name and by export: emoji-net (the FD network, by its class) and
+    emoji-clip-eval (or any export whose config says eval_only), so that no loss is trained against them.
 
     Args:
         spec: "emoji-clip" or an export directory with config.json.
@@ -30,11 +56,16 @@ def image_text_model_path(spec: str, role: str) -> Path:
     """
     if spec == "emoji-net":
         raise ConfigError(f"{role} must be an image-text model, not emoji-net (it is the FD network); use 'emoji-clip'")
+    if spec == "emoji-clip-eval":
+        raise ConfigError(f"{role} refused: {EVAL_ONLY_REFUSAL.format(name=spec)}")
     if spec == "emoji-clip":
         return asset_path("emoji-clip")
     path = Path(spec).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"{role} {spec!r} is neither 'emoji-clip' nor an export directory with config.json")
-    if read_export_config(path)["class"] == "emoji-net":
+    export = read_export_config(path)
+    if export["class"] == "emoji-net":
         raise ConfigError(f"{role} {spec!r} is an emoji-net export: emoji-net is the FD network, use an image-text model")
+    if (export.get("config") or {}).get("eval_only") is True:
+        raise ConfigError(f"{role} {spec!r} refused: {EVAL_ONLY_REFUSAL.format(name='this export')}")
     return path

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastt2i.assets import refuse_metric_network
 from fastt2i.errors import ConfigError
 
 
@@ -33,13 +34,6 @@ def spherical_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = F.normalize(x, dim=-1), F.normalize(y, dim=-1)
     half_chord = (x - y).norm(dim=-1).div(2).clamp(max=1.0)  # |x^ - y^| / 2 = sin(theta / 2)
     return (2 * half_chord.arcsin()).square()  # theta^2
-
-
-def _refuse_metric_network(model: nn.Module) -> None:
-    for m in (model, getattr(model, "model", None), getattr(model, "clip", None)):
-        if m is not None and (getattr(m, "model_name", None) == "emoji-net" or type(m).__name__ == "EmojiNet"):
-            raise ConfigError("CLIP guidance refuses emoji-net: it is the FD feature network and must never be a "
-                              "training signal; use an image-text model such as 'emoji-clip'")
 
 
 def _input_resolution(model: nn.Module) -> int | None:
@@ -80,7 +74,7 @@ def clip_guidance_loss(
     Returns:
         scalar fp32 loss.
     """
-    _refuse_metric_network(clip_model)
+    refuse_metric_network(clip_model, "CLIP guidance")
     if not callable(getattr(clip_model, "encode_image", None)):
         raise ConfigError(f"{type(clip_model).__name__} has no encode_image(images); CLIP guidance needs an image-text model")
     if images.ndim != 4 or images.shape[1] != 3:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastt2i.assets import refuse_metric_network
 from fastt2i.nn.equalized import EqualLinear
 
 
@@ -55,6 +56,7 @@ class VisionAidedDiscriminator(nn.Module):
         super().__init__()
         if not callable(getattr(backbone, "encode_image", None)):
             raise TypeError(f"{type(backbone).__name__} has no encode_image(images) method")
+        refuse_metric_network(backbone, "vision-aided discriminator")
         backbone.requires_grad_(False).eval()
         object.__setattr__(self, "backbone", backbone)  # not a submodule: never in state_dict / parameters
         if feature_dim is None:
@@ -110,6 +112,7 @@ def generator_clip_loss(
         logit_scale: override of the log inverse temperature.
         image_features: precomputed `clip_model.encode_image(images)` (shared with the vision-aided D).
     """
+    refuse_metric_network(clip_model, "CLIP loss")
     feats = clip_image_features(clip_model, images) if image_features is None else image_features
     with torch.autocast(feats.device.type, enabled=False):  # similarities and softmax in fp32 under autocast
         img = F.normalize(feats.float(), dim=-1)  # [B,D]

@@ -11,9 +11,9 @@ Quick use:
 
 from fastt2i.metrics.cache import cache_root, cached_stats, dataset_fingerprint, load_stats, save_stats, stats_key_hash
 from fastt2i.metrics.clip import CLIPFeatures
-from fastt2i.metrics.clip_score import ClipScoreAccumulator, clip_score, clip_score_per_sample
+from fastt2i.metrics.clip_score import ClipScoreAccumulator, caption_retrieval, clip_score, clip_score_per_sample
 from fastt2i.metrics.dinov2 import DINOv2Features
-from fastt2i.metrics.emoji import EmojiCLIPFeatures, EmojiNetFeatures
+from fastt2i.metrics.emoji import EmojiCLIPEvalFeatures, EmojiCLIPFeatures, EmojiNetFeatures
 from fastt2i.metrics.evaluate import compute_real_stats, evaluate, split_batch
 from fastt2i.metrics.extractors import EXTRACTORS, FeatureExtractor
 from fastt2i.metrics.inception import FID_WEIGHTS_NAME, FID_WEIGHTS_URL, FIDInceptionV3, InceptionFeatures
@@ -24,9 +24,9 @@ from fastt2i.metrics.results import append_metrics, read_metrics
 from fastt2i.metrics.stats import FeatureStats, frechet_distance, frechet_distance_stats
 
 __all__ = [
-    "CLIPFeatures", "ClipScoreAccumulator", "DINOv2Features", "EmojiCLIPFeatures", "EmojiNetFeatures", "EXTRACTORS", "FID_WEIGHTS_NAME", "FID_WEIGHTS_URL",
+    "CLIPFeatures", "ClipScoreAccumulator", "DINOv2Features", "EmojiCLIPEvalFeatures", "EmojiCLIPFeatures", "EmojiNetFeatures", "EXTRACTORS", "FID_WEIGHTS_NAME", "FID_WEIGHTS_URL",
     "FIDInceptionV3", "FeatureExtractor", "FeatureStats", "InceptionFeatures", "METRICS", "MetricSpec",
-    "append_metrics", "cache_root", "cached_stats", "clip_score", "clip_score_per_sample", "cmmd",
+    "append_metrics", "cache_root", "caption_retrieval", "cached_stats", "clip_score", "clip_score_per_sample", "cmmd",
     "compute_real_stats", "count_tag", "dataset_fingerprint", "evaluate", "frechet_distance", "frechet_distance_stats",
     "kernel_inception_distance", "knn_radii", "load_stats", "metric_record_name", "parse_metrics", "polynomial_mmd2_unbiased",
     "precision_recall", "read_metrics", "register_feature_metrics", "save_stats", "split_batch", "stats_key_hash",

@@ -72,10 +72,11 @@ class EmojiCLIPFeatures(FeatureExtractor):
     """
 
     name = "emojiclip"
+    bundled = "emoji-clip"
 
     def __init__(self, path: str | Path | None = None):
         super().__init__()
-        self.clip, self._identity = _load(EmojiCLIP, path, "emoji-clip")
+        self.clip, self._identity = _load(EmojiCLIP, path, self.bundled)
         self.dim = self.clip.config.embed_dim
 
     @property
@@ -94,7 +95,22 @@ class EmojiCLIPFeatures(FeatureExtractor):
         return self.encode_image(images)
 
 
+class EmojiCLIPEvalFeatures(EmojiCLIPFeatures):
+    """emoji-clip-eval: an evaluation-only image-text network (another architecture, a ViT tower, and another seed
+    than emoji-clip; `eval_only` in its config, so every loss refuses it). The CLIP score and caption retrieval it
+    measures are independent of the emoji-clip that GANs are trained against.
+
+    Args:
+        path: an emoji-clip export directory (default: the bundled emoji-clip-eval).
+    """
+
+    name = "emojiclipeval"
+    bundled = "emoji-clip-eval"
+
+
 EXTRACTORS.register("emojinet")(lambda path=None, **kw: EmojiNetFeatures(path))
 EXTRACTORS.register("emojiclip")(lambda path=None, **kw: EmojiCLIPFeatures(path))
 register_feature_metrics("emojinet", kinds=("fd", "kid", "pr", "subacc", "styleacc", "stylecover"))
-register_feature_metrics("emojiclip", kinds=("fd", "kid", "pr", "clipscore", "cmmd"))
+register_feature_metrics("emojiclip", kinds=("fd", "kid", "pr", "clipscore", "cmmd", "retrieval"))
+EXTRACTORS.register("emojiclipeval")(lambda path=None, **kw: EmojiCLIPEvalFeatures(path))
+register_feature_metrics("emojiclipeval", kinds=("clipscore", "retrieval", "cmmd"))

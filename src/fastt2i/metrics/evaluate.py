@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.metrics.accuracy import AccuracyAccumulator, prompt_style
 from fastt2i.metrics.cache import cached_stats, load_stats, save_stats
-from fastt2i.metrics.clip_score import ClipScoreAccumulator
+from fastt2i.metrics.clip_score import ClipScoreAccumulator, caption_retrieval
 from fastt2i.metrics.extractors import FeatureExtractor
 from fastt2i.metrics.kernels import cmmd, kernel_inception_distance
 from fastt2i.metrics.precision_recall import precision_recall
@@ -184,7 +184,7 @@ def evaluate(
             f"metrics {', '.join(specs)} need feature extractor(s) {', '.join(missing)}; got {', '.join(extractors) or 'none'}"
         )
     for name, s in specs.items():
-        if s.kind == "clipscore" and not extractors[s.extractor].has_text:
+        if s.kind in ("clipscore", "retrieval") and not extractors[s.extractor].has_text:
             raise ConfigError(f"{name} needs an image-text model with encode_text; {extractors[s.extractor].name} has none")
         if s.kind in ("subacc", "styleacc") and not callable(getattr(extractors[s.extractor], "predict", None)):
             raise ConfigError(f"{name} needs a classifier with predict(); {extractors[s.extractor].name} has none")
@@ -234,6 +234,7 @@ def evaluate(
     clip_roles = {s.extractor for s in specs.values() if s.kind == "clipscore"}
     scores = {r: ClipScoreAccumulator() for r in clip_roles}
     accuracy = {(s.extractor, s.kind): AccuracyAccumulator() for s in specs.values() if s.kind in ("subacc", "styleacc")}
+    retrieval_prompts: dict[str, list[str]] = {s.extractor: [] for s in specs.values() if s.kind == "retrieval"}
     seen = 0
     bar = tqdm(total=num, unit="img", desc="generated images", disable=not progress, leave=False)
     with torch.no_grad():
@@ -251,6 +252,10 @@ def evaluate(
                     if prompts is None:
                         raise DataError("clipscore needs prompts: yield (images, prompts) pairs from the generated stream")
                     scores[r].update(feats, extractors[r].encode_text(prompts))
+                if r in retrieval_prompts:
+                    if prompts is None:
+                        raise DataError("retrieval needs prompts: yield (images, prompts) pairs")
+                    retrieval_prompts[r].extend(prompts)
                 if (r, "subacc") in accuracy or (r, "styleacc") in accuracy:
                     pred = extractors[r].predict(feats)  # {"subcategory": [B], "style": [B]} class names
                     if (r, "subacc") in accuracy:
@@ -291,6 +296,9 @@ def evaluate(
             else:
                 value = cmmd(xf, xr, unbiased=cmmd_unbiased)
                 details = {"estimator": "unbiased" if cmmd_unbiased else "paper-biased", "sigma": 10.0, "scale": 1000.0}
+        elif s.kind == "retrieval":
+            value = caption_retrieval(fake[s.extractor].features, retrieval_prompts[s.extractor], ext.encode_text)
+            details = {"candidates": int(value.pop("candidates"))}
         elif s.kind in ("subacc", "styleacc"):
             acc = accuracy[s.extractor, s.kind]
             value = acc.value  # None when no prompt had a target (e.g. styleacc on prompts that name no style)

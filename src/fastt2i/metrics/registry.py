@@ -8,8 +8,8 @@ from typing import Literal
 from fastt2i.config import Registry
 from fastt2i.errors import ConfigError
 
-MetricKind = Literal["fd", "kid", "pr", "clipscore", "cmmd", "subacc", "styleacc", "stylecover"]
-PROMPT_KINDS = ("clipscore", "subacc", "styleacc", "stylecover")  # scored against the prompts, not real images
+MetricKind = Literal["fd", "kid", "pr", "clipscore", "cmmd", "retrieval", "subacc", "styleacc", "stylecover"]
+PROMPT_KINDS = ("clipscore", "retrieval", "subacc", "styleacc", "stylecover")  # scored against the prompts, not real images
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class MetricSpec:
     """What a metric computes and which feature network it needs.
 
     Args:
-        kind: fd (Fréchet distance), kid, pr (precision/recall), clipscore, cmmd; subacc / styleacc (a classifier's
+        kind: fd (Fréchet distance), kid, pr (precision/recall), clipscore, cmmd, retrieval (caption retrieval
+            top-1/top-5 over the distinct prompts); subacc / styleacc (a classifier's
             accuracy on the prompt's subcategory / the style a prompt names); stylecover (seed diversity of style,
             computed by `fastt2i.evaluation`, which generates 8 seeds per prompt).
         extractor: the role in the extractors mapping given to `evaluate` (`inception`, `clip`, `dinov2`, ...).
@@ -34,11 +35,11 @@ class MetricSpec:
     @property
     def needs_features(self) -> bool:
         """Needs raw per-sample features, not just mean/covariance."""
-        return self.kind in ("kid", "pr", "cmmd")
+        return self.kind in ("kid", "pr", "cmmd", "retrieval")
 
     @property
     def needs_prompts(self) -> bool:
-        return self.kind in ("clipscore", "styleacc")
+        return self.kind in ("clipscore", "retrieval", "styleacc")
 
     @property
     def needs_labels(self) -> bool:

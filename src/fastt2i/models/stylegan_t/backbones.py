@@ -28,7 +28,8 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import torch
 from torch import nn
 
-from fastt2i.assets import image_text_model_path
+from fastt2i.assets import EMOJI_NET_REFUSAL, image_text_model_path
+from fastt2i.assets import refuse_metric_network as refuse_image_text
 from fastt2i.config import from_dict
 from fastt2i.errors import ConfigError
 from fastt2i.models.image_text import load_clip_model
@@ -39,8 +40,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DINO_BLOCKS = (2, 5, 8, 11)  # official hooks of ViT-S/16 (12 blocks); the patch embedding is tapped as well
 BACKBONE_SPECS = ("emoji-clip", "dino:/path/to/dino-vits16", "dino-tiny-random", "/path/to/emoji-clip-like-export")
-EMOJI_NET_REFUSAL = ("emoji-net is the FD feature network and must never be a training signal; use 'emoji-clip' or "
-                     "'dino:/path/to/dino-vits16' as the D backbone")
 
 
 @runtime_checkable
@@ -57,10 +56,9 @@ class FeatureBackbone(Protocol):
 
 
 def refuse_metric_network(model: nn.Module) -> None:
-    """Raise ConfigError if `model` is emoji-net (by registered name or class name) or wraps one as `.model`."""
-    for m in (model, getattr(model, "model", None)):
-        if m is not None and (getattr(m, "model_name", None) == "emoji-net" or type(m).__name__ == "EmojiNet"):
-            raise ConfigError(EMOJI_NET_REFUSAL)
+    """ConfigError if `model` is a metric network (emoji-net, an eval-only emoji-clip; see
+    `fastt2i.assets.metric_network_refusal`) or wraps one as `.model`."""
+    refuse_image_text(model, "D backbone")
 
 
 def _on_meta() -> bool:
@@ -360,7 +358,8 @@ def load_backbone(spec: str, device: torch.device | str | None = None) -> Frozen
         raise ConfigError(f"D backbone spec must be a non-empty string, one of {', '.join(BACKBONE_SPECS)}")
     spec = spec.strip()
     if spec == "emoji-net" or spec.startswith("emoji-net:"):
-        raise ConfigError(f"D backbone {spec!r} refused: {EMOJI_NET_REFUSAL}")
+        raise ConfigError(f"D backbone {spec!r} refused: {EMOJI_NET_REFUSAL}; use 'emoji-clip' or "
+                          f"'dino:/path/to/dino-vits16'")
     if spec == "dino-tiny-random" or spec.startswith("dino-tiny-random:"):
         seed = spec.partition(":")[2] or "0"
         if not seed.isdigit():
@@ -371,7 +370,7 @@ def load_backbone(spec: str, device: torch.device | str | None = None) -> Frozen
         if not source:
             raise ConfigError("D backbone 'dino:' needs a directory: dino:/path/to/dino-vits16")
         backbone = _load_dino(source, spec)
-    elif spec == "emoji-clip" or Path(spec).expanduser().is_dir():
+    elif spec in ("emoji-clip", "emoji-clip-eval") or Path(spec).expanduser().is_dir():  # (-eval: refused there)
         backbone = _load_image_text(spec)  # refuses an emoji-net export by its class (image_text_model_path)
     else:
         raise ConfigError(f"unknown D backbone {spec!r}; expected one of {', '.join(BACKBONE_SPECS)}")
