@@ -121,6 +121,30 @@ def test_emoji_clip_backbone_taps_five_depths_and_stays_in_eval_mode():
     assert D(x, torch.randn(2, C_DIM)).shape == (2, 1024 + 1024 + 256 + 64 + 16)
 
 
+def test_a_vit_emoji_clip_is_tapped_at_its_patch_embedding_and_every_block(tmp_path):
+    from fastt2i.models.emoji import EmojiCLIP, EmojiCLIPConfig
+    from fastt2i.models.stylegan_t.backbones import ViTTowerBackbone
+
+    torch.manual_seed(0)
+    clip = EmojiCLIP(EmojiCLIPConfig(resolution=16, text_encoder="t5-tiny-random", embed_dim=32, arch="vit", patch=4,
+                                     width=16, depth=3, heads=2))
+    clip.save_pretrained(tmp_path / "vit-clip", text_encoder="t5-tiny-random")
+    bb = load_backbone(str(tmp_path / "vit-clip"))
+    assert isinstance(bb, ViTTowerBackbone) and bb.channels == (16,) * 4 and bb.tokens == 16
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    taps = bb.taps(x)
+    assert [tuple(t.shape) for t in taps] == [(2, 16, 16)] * 4
+    h = bb.model.trunk.tokens(x)[2]  # [-1,1] in as it is; class token added to every patch token
+    torch.testing.assert_close(taps[2], (h[:, 1:] + h[:, :1]).transpose(1, 2))
+    D = StyleGANTDiscriminator(StyleGANTDiscriminatorConfig(backbone=str(tmp_path / "vit-clip"), c_dim=C_DIM,
+                                                            head_channels=8, cmap_dim=8, virtual_batch=1))
+    before = {k: v.clone() for k, v in D.backbone.state_dict().items()}
+    out = D(x, torch.randn(2, C_DIM))
+    out.sum().backward()
+    assert out.shape == (2, 4 * 16) and all(p.grad is None for p in D.backbone.parameters())
+    assert all(torch.equal(v, D.backbone.state_dict()[k]) for k, v in before.items())
+
+
 def test_output_depends_on_the_caption_embedding_and_has_one_logit_per_token():
     D = make()
     x, c = batch()

@@ -34,6 +34,7 @@ from fastt2i.config import from_dict
 from fastt2i.errors import ConfigError
 from fastt2i.models.image_text import load_clip_model
 from fastt2i.serialization import MODEL_CLASSES, read_export_config
+from fastt2i.nn.vit import ViTTower
 from fastt2i.text._hf import load_pretrained as hf_load, resolve_source
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -197,6 +198,31 @@ class DinoBackbone(FrozenBackbone):
         return feats
 
 
+class ViTTowerBackbone(FrozenBackbone):
+    """A frozen `fastt2i.nn.vit.ViTTower` (emoji-clip with arch="vit") tapped at its patch embedding and after every
+    block: as in `DinoBackbone`, each tap [B,1+N,C] has its class token added to every patch token -> [B,C,N].
+
+    Args:
+        model: the model holding the tower as `trunk` (an EmojiCLIP; emoji-net and eval-only models are refused).
+        resolution: the input size (the tower's; inputs in [-1,1] as they are).
+        spec: the spec it was loaded from.
+    """
+
+    def __init__(self, model: nn.Module, resolution: int, spec: str | None = None):
+        refuse_metric_network(model)
+        super().__init__(resolution, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), spec)  # [-1,1] in, unchanged
+        self.model = model
+        tower = model.trunk
+        self.channels = (tower.out_channels,) * (len(tower.blocks) + 1)
+        self.tokens = tower.grid * tower.grid  # N, the same at every tap
+        self.freeze()
+
+    def taps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images [B,3,R,R] in [-1,1] -> per tap [B,C,N] (N patch tokens, the class token added to each)."""
+        self._check(images)
+        return [(h[:, 1:] + h[:, :1]).transpose(1, 2) for h in self.model.trunk.tokens(self.normalize(images))]
+
+
 class _StopForward(Exception):
     """Raised by the last tap's hook so that the rest of the tower does not run."""
 
@@ -286,9 +312,10 @@ class TappedBackbone(FrozenBackbone):
         return out
 
 
-def emoji_clip_backbone(model: nn.Module, spec: str | None = None) -> TappedBackbone:
+def emoji_clip_backbone(model: nn.Module, spec: str | None = None) -> FrozenBackbone:
     """emoji-clip's image tower tapped at 5 depths: the stem and the last block of each of its 4 stages (the maps of
-    `EmojiCLIPFeatureMaps`), widths = its `config.channels`, input = its `config.resolution` in [-1,1].
+    `EmojiCLIPFeatureMaps`), widths = its `config.channels`, input = its `config.resolution` in [-1,1]; a ViT tower
+    (arch="vit") is tapped at its patch embedding and after every block (`ViTTowerBackbone`).
 
     Args:
         model: an EmojiCLIP (or any model with a `fastt2i.nn.convnet.ConvTrunk` named `trunk` and a `config` with
@@ -297,12 +324,14 @@ def emoji_clip_backbone(model: nn.Module, spec: str | None = None) -> TappedBack
     """
     refuse_metric_network(model)
     trunk = getattr(model, "trunk", None)
+    resolution = int(getattr(getattr(model, "config", None), "resolution", 64))
+    if isinstance(trunk, ViTTower):  # arch="vit": the patch embedding and every block
+        return ViTTowerBackbone(model, resolution, spec=spec)
     if trunk is None or not hasattr(trunk, "stem") or not hasattr(trunk, "blocks"):
         raise ConfigError(f"{type(model).__name__} has no convolutional trunk (stem + blocks) to tap")
     ends = [i - 1 for i, blk in enumerate(trunk.blocks) if i > 0 and blk.conv1.stride[0] == 2] + [len(trunk.blocks) - 1]
     names = ["trunk.stem"] + [f"trunk.blocks.{i}" for i in ends]
     channels = [trunk.stem.out_channels] + [trunk.blocks[i].conv2.out_channels for i in ends]
-    resolution = int(getattr(getattr(model, "config", None), "resolution", 64))
     return TappedBackbone(model, names, resolution, channels=channels, run=lambda m, x: m.trunk(x), spec=spec)
 
 
