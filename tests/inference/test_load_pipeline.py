@@ -73,3 +73,31 @@ def test_non_pipeline_exports_and_bad_paths_are_refused(tmp_path, monkeypatch):
 def test_a_new_family_is_one_registry_line():
     assert set(PIPELINES.names()) == {"gigagan-generator", "paella-pipeline", "stylegan-t-generator"}
     assert all(callable(getattr(PIPELINES.get(n), "from_pretrained", None)) for n in PIPELINES.names())
+
+
+def test_bundle_cards_and_the_models_command(tmp_path, monkeypatch, capsys):
+    """`fastt2i models` lists every bundled text-to-image model with its card's metrics; a bad card.json is a clear
+    error; a bundle without card.json still lists (no metrics)."""
+    import json
+    import shutil
+
+    from fastt2i.cli import main
+    from fastt2i.inference import bundle_card
+
+    card = bundle_card("gigagan-emoji64")
+    assert card["class"] == "gigagan-generator" and card["resolution"] == 64 and card["default"] is True
+    assert 0 < card["size_mb"] <= 30 and card["metrics"]["fd_emojinet_646"] < 20.88  # below the blur16 reference
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "gigagan-emoji64 (default)" in out and "11.5" in out
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["name"] == card["name"]
+
+    root = tmp_path / "assets"
+    shutil.copytree(fastt2i.assets.ROOT / "gigagan-emoji64", root / "other", ignore=shutil.ignore_patterns("*.png"))
+    (root / "other" / "card.json").unlink()
+    monkeypatch.setattr(fastt2i.assets, "ROOT", root)
+    assert bundle_card("other").get("metrics") is None and bundle_card("other")["default"] is False
+    (root / "other" / "card.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="card.json is not valid JSON"):
+        bundle_card("other")

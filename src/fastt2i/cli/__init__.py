@@ -1,4 +1,4 @@
-"""The `fastt2i` command: one parser with a subcommand per job (data, train, generate, edit, eval, export)."""
+"""The `fastt2i` command: one parser with a subcommand per job (data, train, generate, edit, eval, export, models)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastt2i import __version__
 from fastt2i.errors import Fastt2iError
 
 # Each module exposes `register(subparsers)`, which adds its subcommand and sets `func(args) -> int`.
-_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export"]
+_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,28 @@ def bundled_models() -> list[str]:
                   if (d / CONFIG_NAME).is_file() and _export_class(d) in PIPELINES)
 
 
+CARD_NAME = "card.json"  # a bundle's machine-readable model card: what `fastt2i models` and the server show
+
+
+def bundle_card(name: str) -> dict[str, Any]:
+    """A bundled model's card: {"name", "class", "resolution", "size_mb", "default", and the fields of its card.json
+    ("summary", "kimg", "metrics": {metric record name: value}, ...) when it has one}."""
+    path = resolve_model(name)
+    meta = json.loads((path / CONFIG_NAME).read_text())
+    cfg = meta.get("config") or {}
+    res = cfg.get("resolution") or (cfg.get("generator") or {}).get("resolution")
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    card: dict[str, Any] = {"name": name, "class": meta.get("class"), "resolution": res, "size_mb": round(size, 1),
+                            "default": name == DEFAULT_MODEL}
+    if (path / CARD_NAME).is_file():
+        try:
+            extra = json.loads((path / CARD_NAME).read_text())
+        except ValueError as e:
+            raise ConfigError(f"{path / CARD_NAME} is not valid JSON: {e}") from None
+        card.update({k: v for k, v in extra.items() if k not in card})
+    return card
+
+
 def _export_class(path: Path) -> str | None:
     """The "class" of path/config.json, or None when it is missing or unreadable."""
     try:
