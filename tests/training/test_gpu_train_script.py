@@ -1,0 +1,39 @@
+"""scripts/gpu_train.py on CPU with a tiny preset: trains within its budget, stops by SIGTERM, exports, summarises."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from fastt2i.inference import load_pipeline
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_train.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpu_train", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_budgeted_run_exports_a_loadable_model(tmp_path, npz_data):
+    script = load_script()
+    out = tmp_path / "gpu"
+    assert script.main(["--data", str(npz_data), "--out", str(out), "--minutes", "0.3", "--split", "gigagan=1",
+                        "--tiny", "--precision", "no", "--set", "gigagan:train.snapshot_kimg=0.008"]) == 0
+    summary = json.loads((out / "summary.json").read_text())["gigagan"]
+    assert summary["stopped"] in ("budget", "finished") and summary["kimg"] > 0
+    images = load_pipeline(summary["export"]).generate(["a cat"], [0])
+    assert images.shape[0] == 1 and images.isfinite().all()
+
+
+def test_split_order_and_bad_overrides_are_refused(tmp_path):
+    script = load_script()
+    with pytest.raises(SystemExit, match="vqgan must come before paella"):
+        script.main(["--data", "x.npz", "--out", str(tmp_path), "--split", "paella=1,vqgan=1"])
+    with pytest.raises(SystemExit, match="FAMILY:KEY=VALUE"):
+        script.main(["--data", "x.npz", "--out", str(tmp_path), "--split", "gigagan=1", "--set", "lr=1"])
