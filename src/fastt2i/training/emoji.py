@@ -241,11 +241,17 @@ class EmojiCLIPTrainer(_OneModelTrainer):
         model.save_pretrained(path, text_encoder=model.config.text_encoder)
         metrics = getattr(self, "last_eval", None) or self.evaluate()
         cfg = self.train_cfg
-        write_card(path, "emoji-clip", f"""
-Image tower (ConvTrunk {list(model.config.channels)}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M
-parameters) trained contrastively against the locked `{model.config.text_encoder}` text encoder (LiT-style): image
-embeddings live in its sentence-embedding space ({model.config.embed_dim}-d). Used for CLIP score and wherever a paper
-uses CLIP on emoji data; never as the FD/KID feature network.
+        mc = model.config
+        tower = (f"ViT: patch {mc.patch}, width {mc.width}, depth {mc.depth}, {mc.heads} heads" if mc.arch == "vit"
+                 else f"ConvTrunk {list(mc.channels)}")
+        role = ("**Evaluation only** (`eval_only` in its config): every loss, discriminator and conditioning refuses "
+                "it, so the CLIP score and caption retrieval it measures are independent of training. Never the "
+                "FD/KID feature network either." if mc.eval_only else
+                "Used for CLIP score and wherever a paper uses CLIP on emoji data; never as the FD/KID feature network.")
+        write_card(path, "emoji-clip-eval" if mc.eval_only else "emoji-clip", f"""
+Image tower ({tower}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M
+parameters) trained contrastively against the locked `{mc.text_encoder}` text encoder (LiT-style): image
+embeddings live in its sentence-embedding space ({mc.embed_dim}-d). {role}
 
 - data: `{Path(cfg.data).name}`, split `train` by {cfg.split_by} hash, val_fraction {cfg.val_fraction}
 - training: {self.cur_nimg / 1000:.1f} kimg, batch {cfg.batch_size}, seed {cfg.seed}, `fastt2i train emoji-clip`
