@@ -101,3 +101,17 @@ def test_bundle_cards_and_the_models_command(tmp_path, monkeypatch, capsys):
     (root / "other" / "card.json").write_text("{not json")
     with pytest.raises(ConfigError, match="card.json is not valid JSON"):
         bundle_card("other")
+
+
+@pytest.mark.parametrize("name", bundled_models())
+def test_every_bundled_model_has_a_card_fits_and_generates(name):
+    """Each bundle: <= 30 MB, a model card (README.md) and card.json with its FD on the 646 validation prompts, and it
+    draws finite images of its resolution through `load_pipeline`."""
+    from fastt2i.inference import bundle_card
+
+    card = bundle_card(name)
+    root = fastt2i.assets.ROOT / name
+    assert card["size_mb"] <= 30 and (root / "README.md").is_file() and (root / "samples.png").is_file()
+    assert card["metrics"]["fd_emojinet_646"] > 0 and card["kimg"] > 0
+    images = load_pipeline(name).generate(["red heart", "cat face"], [0, 1])
+    assert images.shape == (2, 3, card["resolution"], card["resolution"]) and images.isfinite().all()
