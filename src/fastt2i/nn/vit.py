@@ -35,19 +35,20 @@ class ViTTower(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.out_channels = width
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,3,R,R] -> patch tokens with the class token first and position embeddings added [B,1+N,width]."""
+        t = self.patch_embed(x).flatten(2).transpose(1, 2)  # [B,N,W]
+        return torch.cat([self.cls_token.expand(t.shape[0], -1, -1).to(t.dtype), t], dim=1) + self.pos_embed
+
     def tokens(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[B,3,R,R] -> [patch embedding, block 1, ..., block depth] tokens, each [B,1+N,width] (class token first)."""
-        t = self.patch_embed(x).flatten(2).transpose(1, 2)  # [B,N,W]
-        t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1).to(t.dtype), t], dim=1) + self.pos_embed  # [B,1+N,W]
-        out = [t]
+        out = [self.embed(x)]
         for blk in self.blocks:
-            t = blk(t)  # [B,1+N,W]
-            out.append(t)
+            out.append(blk(out[-1]))  # [B,1+N,W]
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = self.patch_embed(x).flatten(2).transpose(1, 2)  # [B,N,W]
-        t = torch.cat([self.cls_token.expand(t.shape[0], -1, -1).to(t.dtype), t], dim=1) + self.pos_embed  # [B,1+N,W]
+        t = self.embed(x)  # [B,1+N,W]
         for blk in self.blocks:
             t = blk(t)  # [B,1+N,W]
         return self.norm(t[:, 0])  # [B,W]
