@@ -96,10 +96,12 @@ def test_generate_cli_writes_a_prompts_by_seeds_grid(pipe, export, tmp_path, cap
 def test_generate_cli_without_the_default_model_says_so(monkeypatch, tmp_path, capsys):
     import fastt2i.assets
 
-    monkeypatch.setattr(fastt2i.assets, "ROOT", tmp_path)  # an asset dir without gigagan-emoji64
+    from fastt2i.inference import DEFAULT_MODEL
+
+    monkeypatch.setattr(fastt2i.assets, "ROOT", tmp_path)  # an asset dir without the default model
     assert main(["generate", "a red heart", "-o", str(tmp_path / "g.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "gigagan-emoji64" in err[0] and "--model" in err[0]
+    assert len(err) == 1 and DEFAULT_MODEL in err[0] and "--model" in err[0]
     assert not (tmp_path / "g.png").exists()
 
 
@@ -107,8 +109,9 @@ def test_generate_cli_uses_the_bundled_model_by_default(tmp_path):
     from PIL import Image
 
     from fastt2i.assets import asset_path
+    from fastt2i.inference import DEFAULT_MODEL
 
-    bundled = asset_path("gigagan-emoji64")
+    bundled = asset_path(DEFAULT_MODEL)
     size = sum(f.stat().st_size for f in bundled.iterdir())
     assert size <= 30 * 2**20, f"the bundled model must stay <= 30 MB, is {size / 2**20:.1f} MB"
     assert (bundled / "README.md").is_file()  # model card

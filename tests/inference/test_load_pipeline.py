@@ -11,6 +11,7 @@ from paellafx import tiny_pipeline
 import fastt2i.assets
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference import (
+    DEFAULT_MODEL,
     PIPELINES,
     GigaGANPipeline,
     PaellaPipeline,
@@ -45,7 +46,8 @@ def test_each_export_class_gets_its_pipeline(gigagan_run, tmp_path):
 
 def test_bundled_models_by_name_and_as_the_default():
     assert "gigagan-emoji64" in bundled_models()
-    assert resolve_model(None) == resolve_model("gigagan-emoji64") == fastt2i.assets.ROOT / "gigagan-emoji64"
+    assert resolve_model(None) == resolve_model(DEFAULT_MODEL) == fastt2i.assets.ROOT / DEFAULT_MODEL
+    assert resolve_model("gigagan-emoji64") == fastt2i.assets.ROOT / "gigagan-emoji64"
     assert model_class("gigagan-emoji64") == "gigagan-generator"
     # emoji-clip is a bundled export but not a text-to-image model: it is not offered as one
     assert "emoji-clip" not in bundled_models()
@@ -66,7 +68,7 @@ def test_non_pipeline_exports_and_bad_paths_are_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"cannot read .*config.json"):
         load_pipeline(tmp_path / "bad")
     monkeypatch.setattr(fastt2i.assets, "ROOT", tmp_path / "empty")
-    with pytest.raises(AssetNotFoundError, match=r"default model gigagan-emoji64 is not installed"):
+    with pytest.raises(AssetNotFoundError, match=rf"default model {DEFAULT_MODEL} is not installed"):
         load_pipeline()
 
 
@@ -85,11 +87,12 @@ def test_bundle_cards_and_the_models_command(tmp_path, monkeypatch, capsys):
     from fastt2i.inference import bundle_card
 
     card = bundle_card("gigagan-emoji64")
-    assert card["class"] == "gigagan-generator" and card["resolution"] == 64 and card["default"] is True
+    assert card["class"] == "gigagan-generator" and card["resolution"] == 64
+    assert card["default"] is (DEFAULT_MODEL == "gigagan-emoji64") and bundle_card(DEFAULT_MODEL)["default"] is True
     assert 0 < card["size_mb"] <= 30 and card["metrics"]["fd_emojinet_646"] < 20.88  # below the blur16 reference
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "gigagan-emoji64 (default)" in out and "11.5" in out
+    assert f"{DEFAULT_MODEL} (default)" in out and "gigagan-emoji64" in out and "11.5" in out
     assert main(["models", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["name"] == card["name"]
 
