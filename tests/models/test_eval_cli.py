@@ -155,7 +155,7 @@ def test_subacc_without_a_label_field_is_a_clear_error(emoji_npz, tmp_path, monk
     argv = ["eval", "--model", "reference:data", "--data", str(bare), "--resolution", "16", "--prompt-split",
             "all", "--real-split", "all", "--num", "8", "--metrics", "subacc_emojinet"]
     assert main(argv) != 0
-    assert "per-sample labels need a field 'subcategories' (--label-field)" in capsys.readouterr().err
+    assert "per-sample labels need a field 'subcategories' (subacc: --label-field" in capsys.readouterr().err
     with pytest.raises(DataError, match="no caption key 'subcategories'"):
         field_by_key(str(bare), "all", "subcategories")
 

@@ -98,7 +98,8 @@ def field_by_key(data: str, split: str, field: str, *, split_by: str = "key", va
     try:
         ds = open_dataset(data, split=split, caption_field=field, split_by=split_by, val_fraction=val_fraction)
     except DataError as e:
-        raise DataError(f"per-sample labels need a field {field!r} (--label-field): {e}") from None
+        raise DataError(f"per-sample labels need a field {field!r} (subacc: --label-field; caption variant "
+                        f"'keywords': a `keywords` field): {e}") from None
     if not hasattr(ds, "caption"):
         raise DataError(f"{data}: per-sample fields ({field!r}) need a map-style dataset (folder, manifest, .npz)")
     out = {ds.key(i): ds.caption(i) for i in range(len(ds))}
