@@ -154,3 +154,41 @@ def test_sigint_stops_after_the_current_step_with_a_saved_state(tmp_path, capsys
     assert signal.getsignal(signal.SIGINT) is handler_before  # handlers restored
     assert ToyTrainer(toy_config(tmp_path, sample_kimg=0, eval_kimg=0), synthetic=True, progress=False,
                       tensorboard=False).run().finished
+
+
+def test_init_from_continues_another_run_exactly_and_may_change_the_recipe(tmp_path):
+    quiet = dict(synthetic=True, progress=False, tensorboard=False)
+    straight = toy_config(tmp_path / "straight", sample_kimg=0, eval_kimg=0)
+    ToyTrainer(straight, **quiet).run()
+    first = toy_config(tmp_path / "first", sample_kimg=0, eval_kimg=0, kimg=0.02)
+    ToyTrainer(first, **quiet).run()
+    # a new run dir started from the first run's newest state, same recipe: it equals the uninterrupted run
+    cont = toy_config(tmp_path / "cont", sample_kimg=0, eval_kimg=0, init_from=str(tmp_path / "first"))
+    result = ToyTrainer(cont, **quiet).run()
+    assert result.finished and result.step == 10
+    assert [p.name for p in list_states(tmp_path / "cont")] == ["state-00000010.pt"]
+    a, b = load_state(latest_state(tmp_path / "straight")), load_state(latest_state(tmp_path / "cont"))
+    for k, v in a["trainer"]["model"].items():
+        assert torch.equal(v, b["trainer"]["model"][k]), k
+    # a fine-tune may change the recipe (here the learning rate), from a state file as well as a run dir
+    tuned = replace(toy_config(tmp_path / "tuned", sample_kimg=0, eval_kimg=0,
+                               init_from=str(latest_state(tmp_path / "first"))), lr=0.05)
+    result = ToyTrainer(tuned, **quiet).run()
+    assert result.finished and result.step == 10
+    groups = load_state(latest_state(tmp_path / "tuned"))["trainer"]["opt"]["param_groups"]
+    assert groups[0]["lr"] == 0.05 and groups[0]["betas"] == (0.5, 0.99)  # this config's lr, the moments kept
+    # rerunning it resumes its own state; init_from is not read again
+    ToyTrainer(tuned, **quiet).run()
+    assert [p.name for p in list_states(tmp_path / "tuned")] == ["state-00000010.pt"]
+
+
+def test_init_from_refuses_a_missing_source_and_other_networks(tmp_path):
+    quiet = dict(synthetic=True, progress=False, tensorboard=False)
+    missing = toy_config(tmp_path / "a", sample_kimg=0, eval_kimg=0, init_from=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is neither a training state file nor a run"):
+        ToyTrainer(missing, **quiet).run()
+    ToyTrainer(toy_config(tmp_path / "src", sample_kimg=0, eval_kimg=0, kimg=0.02), **quiet).run()
+    other = toy_config(tmp_path / "b", sample_kimg=0, eval_kimg=0, init_from=str(tmp_path / "src"))
+    other = replace(other, model=replace(other.model, channels=16))
+    with pytest.raises(ConfigError, match=r"train\.init_from: .*does not fit this run's networks"):
+        ToyTrainer(other, **quiet).run()

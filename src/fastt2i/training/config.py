@@ -47,6 +47,10 @@ class TrainConfig:
         text_encoder: text encoder spec string (fastt2i.text), recorded in exports.
         compile: `torch.compile` the trained networks (`Trainer.maybe_compile`; mostly for GPUs: compiling takes
             minutes, and on CPU rarely pays off in a short run); may change on resume.
+        init_from: fine-tune: a run directory (its newest training state) or a state file that a new run starts
+            from -- weights, optimisers, EMAs, step and images shown -- under this config, which may differ from
+            the source's wherever the networks do not (caption variants, learning rates, loss weights, kimg).
+            Used only while run_dir has no state of its own; after that the run resumes as usual.
     """
 
     run_dir: str = "runs/default"
@@ -72,6 +76,7 @@ class TrainConfig:
     keep_states: int = 3
     text_encoder: str = "minilm"
     compile: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -95,6 +100,8 @@ class TrainConfig:
         need(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         need(self.keep_states >= 0, f"keep_states must be >= 0 (0 = keep all), got {self.keep_states}")
         need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        need(self.init_from is None or bool(str(self.init_from).strip()),
+             "init_from must be a run directory or a state file, or null")
         try:
             parse_variants(self.caption_variants)
         except ConfigError as e:

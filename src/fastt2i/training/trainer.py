@@ -64,6 +64,7 @@ from fastt2i.training.runtime import (  # noqa: F401  (re-exported: trainers and
 from fastt2i.training.state import (
     RunDirLock,
     atomic_write_bytes,
+    latest_state,
     list_states,
     load_state,
     move_aside,
@@ -162,6 +163,7 @@ class Trainer(abc.ABC):
         self.cur_nimg = 0
         self.stop_requested: str | None = None
         self._emas: dict[str, tuple[EMA, nn.Module]] = {}
+        self._optimizers: list[torch.optim.Optimizer] = []  # every optimizer given to prepare() (init_from)
         self._tensorboard = tensorboard
         self._progress = progress
         self.logger: RunLogger | None = None
@@ -207,8 +209,10 @@ class Trainer(abc.ABC):
         fused Adam/AdamW kernels do not bump the tensors' version counters, which autograd's saved-tensor checks
         and any cache keyed on `tensor._version` rely on."""
         for obj in objs:
-            if isinstance(obj, torch.optim.Optimizer) and any(g.get("fused") for g in obj.param_groups):
-                obj.register_step_post_hook(_mark_parameters_modified)
+            if isinstance(obj, torch.optim.Optimizer):
+                self._optimizers.append(obj)
+                if any(g.get("fused") for g in obj.param_groups):
+                    obj.register_step_post_hook(_mark_parameters_modified)
         return self.accelerator.prepare(*objs)
 
     def unwrap(self, module: nn.Module) -> nn.Module:
@@ -463,7 +467,31 @@ class Trainer(abc.ABC):
                 continue
             self.load_training_state(state, source=str(path))
             return path
+        if self.train_cfg.init_from:
+            return self._init_from(self.train_cfg.init_from)
         return None
+
+    def _init_from(self, source: str) -> Path:
+        """Start this (new) run from another run's newest state, or a state file (`train.init_from`)."""
+        src = Path(source).expanduser()
+        path = src if src.is_file() else latest_state(src)
+        if path is None:
+            raise ConfigError(f"train.init_from: {src} is neither a training state file nor a run directory "
+                              "with one (state/state-*.pt)")
+        state = load_state(path)
+        # the optimisers' hyperparameters (lr, betas, weight decay) are this config's, not the source's
+        settings = [[{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                    for opt in self._optimizers]
+        try:
+            self.load_training_state(state, source=str(path))
+            for opt, groups in zip(self._optimizers, settings):
+                for group, kept in zip(opt.param_groups, groups):
+                    group.update(kept)
+        except (RuntimeError, KeyError, ValueError) as e:  # state_dict shape/key mismatches, other optimizers
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"train.init_from: {path} does not fit this run's networks ({first[:300]}); "
+                              "a fine-tune may change the recipe, not the architecture") from None
+        return path
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):
@@ -569,7 +597,8 @@ class Trainer(abc.ABC):
         seed_everything(cfg.seed)
         self.setup()
         resumed = self._resume()
-        self._last_saved_step = self.step if resumed else -1
+        own = resumed is not None and resumed.parent.parent.resolve() == self.run_dir.resolve()
+        self._last_saved_step = self.step if own else -1  # a run started by init_from has no state of its own yet
         batches: Iterator[dict[str, Any]] = iter(())
         if self.cur_nimg < self.total_nimg:
             self.batches = self.make_batches(self.cur_nimg)
@@ -586,7 +615,8 @@ class Trainer(abc.ABC):
             tensorboard=self._tensorboard, progress=self._progress, resume_step=self.step,
         )
         if resumed:
-            self.print(f"resuming from {resumed} (step {self.step}, {self.cur_nimg / 1000:.3f} kimg)")
+            verb = "resuming" if own else "starting (train.init_from)"
+            self.print(f"{verb} from {resumed} (step {self.step}, {self.cur_nimg / 1000:.3f} kimg)")
         if self.logger.dropped:
             self.print(f"dropped {self.logger.dropped} log record(s) past step {self.step} (from an interrupted run)")
         if self.cur_nimg >= self.total_nimg:
