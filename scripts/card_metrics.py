@@ -8,7 +8,8 @@ clipscore_emojiclip (trained against: labelled so), subacc_emojinet, styleacc_em
 bundled, retrieval_emojiclipeval and clipscore_emojiclipeval; stylecover_emojinet (style-free names x 8 seeds);
 short prompts (the name alone): the same less styleacc and stylecover, with a `_short` suffix. Prints and writes
 {"metrics": {...}} in the card.json layout (`fastt2i models` reads it). `--sampler` passes Paella sampler
-settings (steps, cfg, temperature=T0:T1, mode) to `generate`; `--metrics` restricts the set.
+settings (steps, cfg, temperature=T0:T1, mode), or a GAN's truncation (psi), to `generate`; `--metrics` restricts
+the set.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def parse_sampler(text: str) -> dict[str, Any]:
             out[key] = (vals[0], vals[-1])
         elif key == "mode":
             out[key] = value
+        elif key == "psi":  # the GANs' (text-conditioned) truncation
+            out["truncation_psi"] = float(value)
         else:
-            raise SystemExit(f"--sampler: unknown setting {key!r} (steps, cfg, temperature, mode)")
+            raise SystemExit(f"--sampler: unknown setting {key!r} (steps, cfg, temperature, mode; GANs: psi)")
     return out
 
 
@@ -86,7 +89,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="bundled name, export or run directory")
     ap.add_argument("--data", default="../shared/data/emoji64.npz")
-    ap.add_argument("--sampler", default="", help="Paella: steps=12,cfg=8,temperature=0.7:0.3,mode=renoise")
+    ap.add_argument("--sampler", default="",
+                    help="Paella: steps=12,cfg=8,temperature=0.7:0.3,mode=renoise; GANs: psi=0.7")
     ap.add_argument("--metrics", default="", help="comma-separated subset of the metric names")
     ap.add_argument("--num", type=int, default=646)
     ap.add_argument("--threads", type=int, default=2)
