@@ -10,6 +10,8 @@ import torch
 from fastt2i.inference import load_pipeline
 from paellafx import CLIP_DIM, tiny_parts, tiny_pipeline
 
+from fastt2i.cli import main
+from fastt2i.editing.paella import img2img
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference.paella import PaellaPipeline, is_bundle
 from fastt2i.models.paella.schedule import cfg_logits
@@ -114,3 +116,34 @@ def test_numpy_integer_seeds_work_like_plain_ints():
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="seeds must be integers"):
         pipe.generate(["a cat"], [np.float64(3)], steps=2)
+
+
+def test_a_bundle_carries_its_sampler_settings_and_arguments_win(tmp_path, capsys):
+    vq, den, enc, _ = tiny_parts(token_hw=8, clip=False, seed=2)
+    pipe = PaellaPipeline(vq, den, enc, sampler={"steps": 3, "cfg": 2.0, "temperature": [0.5, 0.1]})
+    assert pipe.sampler_settings() == (3, 2.0, (0.5, 0.1), "renoise")
+    assert pipe.sampler_settings(cfg=5.0, mode="confidence") == (3, 5.0, (0.5, 0.1), "confidence")
+    assert PaellaPipeline(vq, den, enc).sampler_settings() == (12, 8.0, (0.7, 0.3), "renoise")  # the paper's
+    out = pipe.save_pretrained(tmp_path / "bundle")
+    assert json.loads((out / "config.json").read_text())["sampler"] == {"steps": 3, "cfg": 2.0,
+                                                                         "temperature": [0.5, 0.1]}
+    loaded = PaellaPipeline.from_pretrained(out)
+    prompts, seeds = ["a red heart", "a dog"], [0, 1]
+    own = loaded.generate(prompts, seeds, return_tokens=True)[1]
+    assert torch.equal(own, loaded.generate(prompts, seeds, steps=3, cfg=2.0, temperature=(0.5, 0.1),
+                                            return_tokens=True)[1])
+    assert not torch.equal(own, loaded.generate(prompts, seeds, cfg=6.0, return_tokens=True)[1])  # argument wins
+    # the editing functions take the same defaults (t_start = 1 is plain sampling from noise)
+    image = torch.zeros(1, 3, 32, 32)
+    edited = img2img(loaded, image, "a dog", [1], t_start=1.0)
+    assert torch.equal(edited, img2img(loaded, image, "a dog", [1], t_start=1.0, steps=3, cfg=2.0,
+                                       temperature=(0.5, 0.1)))
+    # `fastt2i generate` without sampler flags uses the bundle's settings
+    main(["generate", "--model", str(out), "a red heart", "--seeds", "0", "-o", str(tmp_path / "a.png")])
+    main(["generate", "--model", str(out), "a red heart", "--seeds", "0", "--steps", "3", "--cfg", "2",
+          "--temperature", "0.5,0.1", "-o", str(tmp_path / "b.png")])
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    for bad, msg in (({"cfg": float("nan")}, "finite"), ({"steps": 0}, "integer >= 1"), ({"mode": "x"}, "mode"),
+                     ({"temperature": [1, 2, 3]}, "temperature"), ({"guidance": 3}, "unknown sampler setting")):
+        with pytest.raises(ConfigError, match=msg):
+            PaellaPipeline(vq, den, enc, sampler=bad)

@@ -53,23 +53,24 @@ def add_sampler_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") ->
     """
     g = p.add_argument_group("Paella sampler (Paella bundles only)")
     g.add_argument(steps_flag, dest="sampler_steps", type=int, default=None,
-                   help="sampler steps (default 12, the paper's)")
+                   help="sampler steps (default: the bundle's setting, else 12, the paper's)")
     g.add_argument("--cfg", type=float, default=None, metavar="W",
-                   help="classifier-free guidance weight, logits_c*W + logits_u*(1-W) (default 8, the official "
-                        "sampler's; 1 = off)")
+                   help="classifier-free guidance weight, logits_c*W + logits_u*(1-W) (default: the bundle's "
+                        "setting, else 8, the official sampler's; 1 = off)")
     g.add_argument("--temperature", default=None, metavar="T0[,T1]",
-                   help="sampling temperature, linear from T0 to T1 over the steps (default 0.7,0.3; 0 = argmax)")
+                   help="sampling temperature, linear from T0 to T1 over the steps (default: the bundle's, else "
+                        "0.7,0.3; 0 = argmax)")
     g.add_argument("--sampler", default=None, choices=["renoise", "confidence"],
-                   help="renoise: random tokens back with probability t (paper, default); confidence: the least "
-                        "confident tokens")
+                   help="renoise: random tokens back with probability t (paper; default unless the bundle says "
+                        "otherwise); confidence: the least confident tokens")
 
 
 def sampler_kwargs(args: argparse.Namespace) -> dict:
-    """generate()/editing keyword arguments from the sampler options (defaults: the paper's)."""
+    """generate()/editing keyword arguments from the sampler options given (the rest: the model's own settings,
+    which a bundle records, else the paper's)."""
     from fastt2i.errors import ConfigError
-    from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
 
-    temperature = DEFAULT_TEMPERATURE
+    out: dict = {}
     if args.temperature is not None:
         try:
             vals = [float(v) for v in str(args.temperature).split(",") if v.strip()]
@@ -77,12 +78,16 @@ def sampler_kwargs(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--temperature must be T or T0,T1, got {args.temperature!r}") from None
         if len(vals) not in (1, 2) or min(vals) < 0:
             raise ConfigError(f"--temperature must be one or two numbers >= 0, got {args.temperature!r}")
-        temperature = (vals[0], vals[-1])
-    steps = DEFAULT_STEPS if args.sampler_steps is None else args.sampler_steps
-    if steps < 1:
-        raise ConfigError(f"the number of sampler steps must be >= 1, got {steps}")
-    return {"steps": steps, "cfg": DEFAULT_CFG if args.cfg is None else args.cfg, "temperature": temperature,
-            "mode": args.sampler or "renoise"}
+        out["temperature"] = (vals[0], vals[-1])
+    if args.sampler_steps is not None:
+        if args.sampler_steps < 1:
+            raise ConfigError(f"the number of sampler steps must be >= 1, got {args.sampler_steps}")
+        out["steps"] = args.sampler_steps
+    if args.cfg is not None:
+        out["cfg"] = args.cfg
+    if args.sampler:
+        out["mode"] = args.sampler
+    return out
 
 
 def _sampler_options_given(args: argparse.Namespace) -> list[str]:

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.inference.paella import inference_call
 from fastt2i.models.paella.conditioning import PaellaCondition, null_condition
-from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE
 from fastt2i.utils.images import from_uint8
 
 F_DOWN = 4  # VQGAN downsampling factor (pixels per token)
@@ -120,8 +119,8 @@ def _sample(pipe: Any, cond, uncond, seeds, steps, cfg, temperature, mode, **kw)
 # ---------------------------------------------------------------------------------------------------- applications
 @inference_call
 def variations(pipe: Any, images: torch.Tensor, seeds: Sequence[int], prompt: str | None = None,
-               steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
-               temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
+               steps: int | None = None, cfg: float | None = None,
+               temperature: float | Sequence[float] | None = None, mode: str | None = None,
                return_tokens: bool = False) -> Any:
     """Image variations: condition on the CLIP image embedding of each input (text dropped unless `prompt`).
 
@@ -151,8 +150,8 @@ def variations(pipe: Any, images: torch.Tensor, seeds: Sequence[int], prompt: st
 
 @inference_call
 def inpaint(pipe: Any, image: torch.Tensor, mask: torch.Tensor, prompt: str, seeds: Sequence[int],
-            steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
-            temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
+            steps: int | None = None, cfg: float | None = None,
+            temperature: float | Sequence[float] | None = None, mode: str | None = None,
             return_tokens: bool = False) -> Any:
     """Regenerate the masked region of one image (white = regenerate); every other token stays the input's.
 
@@ -213,8 +212,8 @@ def _outpaint_canvas(known: torch.Tensor, pad: Sequence[int] | None, scale: floa
 @inference_call
 def outpaint(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int],
              pad: Sequence[int] | None = None, scale: float | None = None,
-             steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
-             temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
+             steps: int | None = None, cfg: float | None = None,
+             temperature: float | Sequence[float] | None = None, mode: str | None = None,
              return_tokens: bool = False) -> Any:
     """Extend an image beyond its borders; the original tokens are kept, only the new border is sampled.
 
@@ -249,8 +248,8 @@ def outpaint(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int],
 
 @inference_call
 def img2img(pipe: Any, image: torch.Tensor, prompt: str, seeds: Sequence[int], t_start: float = 0.6,
-            steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
-            temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
+            steps: int | None = None, cfg: float | None = None,
+            temperature: float | Sequence[float] | None = None, mode: str | None = None,
             return_tokens: bool = False) -> Any:
     """Structural editing: the image's tokens renoised to `t_start` (each replaced by its seed's initial random token
     with probability t_start), then the sampler from t_start to 0 (`steps` steps); t_start = 0 returns the input tokens.
@@ -296,8 +295,8 @@ def lerp_condition(a: PaellaCondition, b: PaellaCondition, alpha: float | torch.
 
 @inference_call
 def interpolate(pipe: Any, prompt_a: str, prompt_b: str, num: int = 8, seed: int = 0,
-                steps: int = DEFAULT_STEPS, cfg: float = DEFAULT_CFG,
-                temperature: float | Sequence[float] = DEFAULT_TEMPERATURE, mode: str = "renoise",
+                steps: int | None = None, cfg: float | None = None,
+                temperature: float | Sequence[float] | None = None, mode: str | None = None,
                 return_tokens: bool = False) -> Any:
     """`num` frames from prompt_a to prompt_b: the conditioning is lerped, the seed (initial tokens and every sampler
     draw) is the same for every frame.

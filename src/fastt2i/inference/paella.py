@@ -16,7 +16,13 @@ from fastt2i import __version__
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.models import load_clip_model, load_pretrained
 from fastt2i.models.paella.conditioning import PaellaCondition, null_condition
-from fastt2i.models.paella.schedule import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_TEMPERATURE, RenoiseScheduler, cfg_logits
+from fastt2i.models.paella.schedule import (
+    DEFAULT_CFG,
+    DEFAULT_STEPS,
+    DEFAULT_TEMPERATURE,
+    RenoiseScheduler,
+    cfg_logits,
+)
 from fastt2i.noise import check_seeds
 from fastt2i.serialization import atomic_write_dir
 from fastt2i.text.base import check_prompts
@@ -24,6 +30,35 @@ from fastt2i.text.registry import load_encoder
 
 BUNDLE_CLASS = "paella-pipeline"
 BUNDLE_FORMAT = 1
+SAMPLER_DEFAULTS: dict[str, Any] = {"steps": DEFAULT_STEPS, "cfg": DEFAULT_CFG, "temperature": DEFAULT_TEMPERATURE,
+                                    "mode": "renoise"}  # the paper's sampler (sec. 3: 12 steps) and the official cfg
+SAMPLER_MODES = ("renoise", "confidence")
+
+
+def check_sampler(sampler: Any) -> dict[str, Any]:
+    """A pipeline's default sampler settings, checked: a dict with any of steps (int >= 1), cfg (a finite number),
+    temperature (a number >= 0 or a [T0, T1] pair) and mode ("renoise" | "confidence")."""
+    if not isinstance(sampler, dict):
+        raise ConfigError(f"sampler settings must be a dict, got {type(sampler).__name__}")
+    unknown = sorted(set(sampler) - set(SAMPLER_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown sampler setting(s) {', '.join(unknown)}; known: {', '.join(SAMPLER_DEFAULTS)}")
+    out = dict(sampler)
+    if "steps" in out and (isinstance(out["steps"], bool) or not isinstance(out["steps"], int) or out["steps"] < 1):
+        raise ConfigError(f"sampler steps must be an integer >= 1, got {out['steps']!r}")
+    if "cfg" in out and (isinstance(out["cfg"], bool) or not isinstance(out["cfg"], (int, float))
+                         or out["cfg"] != out["cfg"] or abs(out["cfg"]) == float("inf")):
+        raise ConfigError(f"sampler cfg must be a finite number, got {out['cfg']!r}")
+    if "temperature" in out:
+        t = out["temperature"]
+        vals = list(t) if isinstance(t, (list, tuple)) else [t]
+        if not 1 <= len(vals) <= 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                                              for v in vals):
+            raise ConfigError(f"sampler temperature must be a number >= 0 or a pair of them, got {t!r}")
+        out["temperature"] = (float(vals[0]), float(vals[-1])) if isinstance(t, (list, tuple)) else float(t)
+    if "mode" in out and out["mode"] not in SAMPLER_MODES:
+        raise ConfigError(f"sampler mode must be one of {', '.join(SAMPLER_MODES)}, got {out['mode']!r}")
+    return out
 CONFIG_NAME = "config.json"
 
 
@@ -124,14 +159,19 @@ class PaellaPipeline(nn.Module):
         resolution: output resolution (default: 4 x the denoiser's training token grid, else the VQGAN's).
         dtype: default precision of the denoiser while sampling: "fp32" (default) or "bf16" / "fp16" (autocast on
             the pipeline's device); `generate(dtype=...)` overrides it per call.
+        sampler: default sampler settings {"steps", "cfg", "temperature", "mode"} (any subset; the rest are the
+            paper's 12 steps, the official cfg 8, temperature (0.7, 0.3), renoise). A bundle records them in its
+            config.json (those its model card was measured with); an argument given to `generate` (or an editing
+            function) wins.
     """
 
     def __init__(self, vqgan: nn.Module, denoiser: nn.Module, text_encoder: nn.Module,
                  clip_model: nn.Module | None = None, text_encoder_spec: str | None = None,
                  clip_model_spec: str | None = None, resolution: int | None = None,
-                 dtype: torch.dtype | str | None = None):
+                 dtype: torch.dtype | str | None = None, sampler: dict[str, Any] | None = None):
         super().__init__()
         self.dtype = resolve_dtype(dtype)
+        self.sampler = check_sampler(sampler or {})
         for name in ("tokenize", "decode_tokens", "token_shape", "codebook_size"):
             if not hasattr(vqgan, name):
                 raise ConfigError(f"PaellaPipeline needs a Paella VQGAN, got {type(vqgan).__name__} (no {name})")
@@ -316,16 +356,24 @@ class PaellaPipeline(nn.Module):
         rows = [torch.randint(0, self.codebook_size, tuple(shape), generator=g) for g in generators]
         return torch.stack(rows).to(self.device)
 
+    def sampler_settings(self, steps: int | None = None, cfg: float | None = None,
+                         temperature: float | Sequence[float] | None = None,
+                         mode: str | None = None) -> tuple[int, float, float | Sequence[float], str]:
+        """(steps, cfg, temperature, mode): each argument given, else the pipeline's `sampler`, else the paper's."""
+        given = {"steps": steps, "cfg": cfg, "temperature": temperature, "mode": mode}
+        out = {**SAMPLER_DEFAULTS, **self.sampler, **{k: v for k, v in given.items() if v is not None}}
+        return out["steps"], out["cfg"], out["temperature"], out["mode"]
+
     @inference_call
     def sample_tokens(
         self,
         cond: PaellaCondition,
         uncond: PaellaCondition | None,
         seeds: Sequence[int],
-        steps: int = DEFAULT_STEPS,
-        cfg: float = DEFAULT_CFG,
-        temperature: float | Sequence[float] = DEFAULT_TEMPERATURE,
-        mode: str = "renoise",
+        steps: int | None = None,
+        cfg: float | None = None,
+        temperature: float | Sequence[float] | None = None,
+        mode: str | None = None,
         shape: tuple[int, int] | None = None,
         t_start: float = 1.0,
         init_tokens: torch.Tensor | None = None,
@@ -338,7 +386,7 @@ class PaellaPipeline(nn.Module):
         Args:
             cond, uncond: conditional / unconditional `PaellaCondition` with batch B (uncond None = no guidance).
             seeds: B seeds (per-row generators: batch-size invariant).
-            steps: sampler steps (12 in the paper).
+            steps: sampler steps (12 in the paper). None (here and below): the pipeline's `sampler` setting.
             cfg: guidance weight w in ``logits_c * w + logits_u * (1 - w)`` (8 in the official v3 sampler).
             temperature: (start, end) or one number (paper: (0.7, 0.3)).
             mode: "renoise" (paper) or "confidence".
@@ -349,6 +397,7 @@ class PaellaPipeline(nn.Module):
             progress: show a tqdm bar.
             dtype: denoiser precision (default: the pipeline's `dtype`): "bf16" runs it under bf16 autocast.
         """
+        steps, cfg, temperature, mode = self.sampler_settings(steps, cfg, temperature, mode)
         gens = seed_generators(list(seeds))
         B = len(gens)
         if init_tokens is not None:
@@ -400,10 +449,10 @@ class PaellaPipeline(nn.Module):
         self,
         prompts: Sequence[str],
         seeds: Sequence[int],
-        steps: int = DEFAULT_STEPS,
-        cfg: float = DEFAULT_CFG,
-        temperature: float | Sequence[float] = DEFAULT_TEMPERATURE,
-        mode: str = "renoise",
+        steps: int | None = None,
+        cfg: float | None = None,
+        temperature: float | Sequence[float] | None = None,
+        mode: str | None = None,
         image_embeddings: torch.Tensor | None = None,
         progress: bool = False,
         return_tokens: bool = False,
@@ -414,7 +463,7 @@ class PaellaPipeline(nn.Module):
         Args:
             prompts: B prompts, or one prompt used for every seed.
             seeds: B non-negative integer seeds.
-            steps: sampler steps (paper: 12).
+            steps: sampler steps (paper: 12). None (here and below): the pipeline's `sampler` setting (the bundle's).
             cfg: classifier-free guidance weight (official v3 sampler: 8; 1 = no guidance).
             temperature: (start, end) of the linear temperature schedule (paper: (0.7, 0.3)); 0 = argmax.
             mode: "renoise" (paper) or "confidence" (renoise the least confident tokens).
@@ -459,6 +508,8 @@ class PaellaPipeline(nn.Module):
                 clip_spec = "./clip"
             meta = {"class": BUNDLE_CLASS, "format_version": BUNDLE_FORMAT, "fastt2i_version": __version__,
                     "text_encoder": self.text_encoder_spec, "clip_model": clip_spec, "resolution": self.resolution}
+            if self.sampler:
+                meta["sampler"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.sampler.items()}
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
 
         return atomic_write_dir(path, write, overwrite=overwrite)
@@ -504,5 +555,5 @@ class PaellaPipeline(nn.Module):
             clip = None
         pipe = cls(vqgan, denoiser, enc.to(device or "cpu"), clip, text_encoder_spec=te_spec,
                    clip_model_spec=None if clip_spec == "./clip" else clip_spec, resolution=meta.get("resolution"),
-                   dtype=dtype)
+                   dtype=dtype, sampler=meta.get("sampler"))
         return pipe.eval()
