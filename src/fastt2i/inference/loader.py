@@ -47,7 +47,7 @@ def bundle_card(name: str) -> dict[str, Any]:
     path = resolve_model(name)
     meta = json.loads((path / CONFIG_NAME).read_text())
     cfg = meta.get("config") or {}
-    res = cfg.get("resolution") or (cfg.get("generator") or {}).get("resolution")
+    res = cfg.get("resolution") or (cfg.get("generator") or {}).get("resolution") or meta.get("resolution")  # Paella
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
     card: dict[str, Any] = {"name": name, "class": meta.get("class"), "resolution": res, "size_mb": round(size, 1),
                             "default": name == DEFAULT_MODEL}
