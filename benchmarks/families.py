@@ -49,6 +49,16 @@ def metrics_of(model: Any, data: str, short: bool) -> dict[str, Any]:
     return {k.rsplit("_", 1)[0]: v for k, v in res.items()}
 
 
+def card_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A card.json's metric records ("fd_emojinet_646", "fd_emojinet_646_short", ...) in `metrics_of`'s keys."""
+    out = {}
+    for key, value in metrics.items():
+        short = key.endswith("_short")
+        base = key[: -len("_short")] if short else key
+        out[base.rsplit("_", 1)[0] + ("_short" if short else "")] = value
+    return out
+
+
 def params_of(pipe: Any) -> int:
     nets = [getattr(pipe, n, None) for n in ("generator", "G", "denoiser", "vqgan")]
     seen: set[int] = set()
@@ -84,6 +94,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timing rounds per batch size")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="families.md")
+    ap.add_argument("--from-cards", action="store_true",
+                    help="take each bundle's metrics from its card.json (written by scripts/card_metrics.py with the "
+                         "same evaluation code and protocol) instead of recomputing them; the references and "
+                         "the timings are still measured here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()] or bundled_models()
@@ -97,8 +111,14 @@ def main() -> None:
     for m, pipe in pipes.items():
         card = bundle_card(m) if m in bundled_models() else {}
         row = {"model": m, "family": card.get("family") or card.get("class"), "kimg": card.get("kimg"),
-               "hours": card.get("hours"), "params": params_of(pipe), **metrics_of(pipe, args.data, False)}
-        row.update({f"{k}_short": v for k, v in metrics_of(pipe, args.data, True).items()})
+               "hours": card.get("hours"), "params": params_of(pipe)}
+        if args.from_cards:
+            if not card.get("metrics"):
+                raise SystemExit(f"--from-cards: {m} has no card.json metrics")
+            row.update(card_row(card["metrics"]))
+        else:
+            row.update(metrics_of(pipe, args.data, False))
+            row.update({f"{k}_short": v for k, v in metrics_of(pipe, args.data, True).items()})
         rows.append(row)
         print(json.dumps(row), flush=True)
     speed = {b: time_per_image(pipes, b, args.repeats) for b in (1, 32)}
