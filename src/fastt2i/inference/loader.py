@@ -24,7 +24,7 @@ from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
 from fastt2i.inference.stylegan_t import GENERATOR_CLASS as STYLEGAN_T_CLASS, StyleGANTPipeline
 from fastt2i.serialization import CONFIG_NAME
 
-DEFAULT_MODEL = "stylegan-t-emoji64"  # the README says why (FD 7.47 vs 11.48; prompt-following: see there)
+DEFAULT_MODEL = "paella-emoji64"  # the README says why (the best of the three bundles on FD and prompt-following)
 
 PIPELINES: Registry = Registry("text-to-image export class")
 PIPELINES.register(GENERATOR_CLASS)(GigaGANPipeline)
