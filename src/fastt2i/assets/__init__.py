@@ -10,11 +10,16 @@ from fastt2i.serialization import read_export_config
 ROOT = Path(__file__).resolve().parent
 
 
+def _is_export(p: Path) -> bool:
+    return (p / "model.safetensors").is_file() or ((p / "config.json").is_file() and (p / "denoiser").is_dir())
+
+
 def asset_path(name: str) -> Path:
-    """Directory of a bundled export (`emoji-clip`, `emoji-net`, ...)."""
+    """Directory of a bundled export or bundle (`emoji-clip`, `emoji-net`, `paella-emoji64`, ...): one with a
+    config.json (an export also has model.safetensors; a Paella bundle has vqgan/ and denoiser/ exports)."""
     p = ROOT / name
-    if not (p / "model.safetensors").is_file():
-        known = sorted(d.name for d in ROOT.iterdir() if (d / "model.safetensors").is_file())
+    if not _is_export(p):
+        known = sorted(d.name for d in ROOT.iterdir() if _is_export(d))
         raise AssetNotFoundError(f"no bundled model {name!r}; bundled: {', '.join(known) or 'none'}")
     return p
 
