@@ -168,13 +168,13 @@ def run(args: argparse.Namespace) -> int:
 
     if isinstance(pipe, PaellaPipeline):
         if args.truncation != 1.0:
-            raise ConfigError("--truncation applies to GigaGAN models, not Paella bundles")
+            raise ConfigError("--truncation applies to the GANs (GigaGAN, StyleGAN-T), not Paella bundles")
         kw = sampler_kwargs(args)
     else:
         given = _sampler_options_given(args)
         if given:
-            raise ConfigError(f"{', '.join(given)} apply to Paella bundles; {args.model or DEFAULT_MODEL} is a GigaGAN "
-                              "model")
+            raise ConfigError(f"{', '.join(given)} apply to Paella bundles; {args.model or DEFAULT_MODEL} is a GAN "
+                              f"({type(pipe).__name__})")
         kw = {"truncation_psi": args.truncation}
     pairs = [(p, s) for p in args.prompts for s in seeds]  # row-major: prompt rows, seed columns
     chunks = []
