@@ -15,6 +15,7 @@ the set.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -52,35 +53,18 @@ def parse_sampler(text: str) -> dict[str, Any]:
     return out
 
 
-class WithSampler:
-    """A pipeline whose `generate` gets fixed extra keyword arguments."""
-
-    def __init__(self, pipe: Any, kw: dict[str, Any]):
-        self.pipe, self.kw = pipe, kw
-
-    def to(self, device: Any) -> "WithSampler":
-        self.pipe.to(device)
-        return self
-
-    def eval(self) -> "WithSampler":
-        self.pipe.eval()
-        return self
-
-    @torch.no_grad()
-    def generate(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
-        return self.pipe.generate(prompts, seeds, **self.kw)
-
-
 def card_metrics(model: str, data: str, sampler: dict[str, Any], only: set[str] | None = None,
                  num: int = 646) -> dict[str, Any]:
-    pipe = load_pipeline(model).eval()
-    source = WithSampler(pipe, sampler) if sampler else pipe
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipe = load_pipeline(model, device=device).eval()
+    source = functools.partial(pipe.generate, **sampler) if sampler else pipe  # evaluate_source takes a callable
     out: dict[str, Any] = {}
     for form, names, suffix in (("full", FULL, ""), ("short", SHORT, "_short")):
         names = [n for n in names if only is None or n in only]
         if not names:
             continue
-        res = evaluate_source(source, data, metrics=",".join(names), num=num, prompt_form=form, progress=False)
+        res = evaluate_source(source, data, metrics=",".join(names), num=num, prompt_form=form, device=device,
+                              progress=False)
         out.update({k + suffix: v for k, v in res.items()})
     return out
 

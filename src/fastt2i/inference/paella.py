@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -47,7 +48,7 @@ def check_sampler(sampler: Any) -> dict[str, Any]:
     if "steps" in out and (isinstance(out["steps"], bool) or not isinstance(out["steps"], int) or out["steps"] < 1):
         raise ConfigError(f"sampler steps must be an integer >= 1, got {out['steps']!r}")
     if "cfg" in out and (isinstance(out["cfg"], bool) or not isinstance(out["cfg"], (int, float))
-                         or out["cfg"] != out["cfg"] or abs(out["cfg"]) == float("inf")):
+                         or not math.isfinite(out["cfg"])):
         raise ConfigError(f"sampler cfg must be a finite number, got {out['cfg']!r}")
     if "temperature" in out:
         t = out["temperature"]
@@ -59,6 +60,8 @@ def check_sampler(sampler: Any) -> dict[str, Any]:
     if "mode" in out and out["mode"] not in SAMPLER_MODES:
         raise ConfigError(f"sampler mode must be one of {', '.join(SAMPLER_MODES)}, got {out['mode']!r}")
     return out
+
+
 CONFIG_NAME = "config.json"
 
 

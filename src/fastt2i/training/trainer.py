@@ -164,6 +164,7 @@ class Trainer(abc.ABC):
         self.stop_requested: str | None = None
         self._emas: dict[str, tuple[EMA, nn.Module]] = {}
         self._optimizers: list[torch.optim.Optimizer] = []  # every optimizer given to prepare() (init_from)
+        self._initialised_from: Path | None = None  # the other run's state this run started from (init_from)
         self._tensorboard = tensorboard
         self._progress = progress
         self.logger: RunLogger | None = None
@@ -491,6 +492,7 @@ class Trainer(abc.ABC):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"train.init_from: {path} does not fit this run's networks ({first[:300]}); "
                               "a fine-tune may change the recipe, not the architecture") from None
+        self._initialised_from = path
         return path
 
     def _to_device(self, batch: Any) -> Any:
@@ -597,7 +599,7 @@ class Trainer(abc.ABC):
         seed_everything(cfg.seed)
         self.setup()
         resumed = self._resume()
-        own = resumed is not None and resumed.parent.parent.resolve() == self.run_dir.resolve()
+        own = resumed is not None and self._initialised_from is None
         self._last_saved_step = self.step if own else -1  # a run started by init_from has no state of its own yet
         batches: Iterator[dict[str, Any]] = iter(())
         if self.cur_nimg < self.total_nimg:
