@@ -50,7 +50,7 @@ from fastt2i.config import from_dict, to_dict
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline
 from fastt2i.inference.loader import PIPELINES, load_pipeline, model_class, resolve_model
-from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
+from fastt2i.inference.paella import PaellaPipeline
 from fastt2i.models import load_clip_model
 from fastt2i.models.paella import vqgan as vqgan_module
 from fastt2i.models.paella.conditioning import PaellaCondition

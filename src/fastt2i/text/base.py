@@ -288,3 +288,12 @@ class TextEncoder(nn.Module, metaclass=abc.ABCMeta):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, dim={self.dim}, pooled_dim={self.pooled_dim}, max_length={self.max_length}, trainable={self._trainable}"
+
+
+def unpack_text(text: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A `TextEmbedding` or a (tokens, mask, pooled) triple -> (tokens, mask, pooled): what the networks take."""
+    if isinstance(text, (tuple, list)) and len(text) == 3:
+        return text[0], text[1], text[2]
+    if all(hasattr(text, a) for a in ("tokens", "mask", "pooled")):
+        return text.tokens, text.mask, text.pooled
+    raise ConfigError(f"text must be a TextEmbedding or a (tokens, mask, pooled) triple, got {type(text).__name__}")

@@ -30,7 +30,6 @@ Modes (`mode`, also `fastt2i train --mode`; the official `--train-mode`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -11,7 +11,7 @@ from fastt2i.models.gigagan.discriminator import (
     GigaGANDiscriminator,
     GigaGANDiscriminatorConfig,
     ScaleLogits,
-    _DBlock,
+    ResidualDownBlock,
     _Head,
     image_pyramid,
     minibatch_std,
@@ -51,7 +51,7 @@ def test_multiscale_predictions_are_all_distinct_pairs_computed_once(levels, res
 
     for k, level in enumerate(D.levels):
         for b, blk in enumerate(level.blocks):
-            assert isinstance(blk, _DBlock)
+            assert isinstance(blk, ResidualDownBlock)
             blk.register_forward_hook(hook(f"block{k}.{b}"))
     for j, head in D.heads.items():
         assert isinstance(head, _Head)

@@ -67,6 +67,8 @@ class GigaGANDiscriminatorConfig:
     head_layers: text-modulated 1x1 conv layers in each head (used by "modulated" and "both").
     mbstd_group: minibatch-std group size (the group actually used is gcd(batch, mbstd_group)); 0 disables it.
     mbstd_channels: minibatch-std feature channels.
+    image_channels: channels of every pyramid image (3 = RGB; the upsampler's D takes 6: the image and its
+        low-resolution input, resized to the level, GigaGAN sec. 3.6).
     """
 
     resolution: int = 64
@@ -87,6 +89,7 @@ class GigaGANDiscriminatorConfig:
     head_layers: int = 2
     mbstd_group: int = 4
     mbstd_channels: int = 1
+    image_channels: int = 3
 
     def __post_init__(self) -> None:
         r, n = self.resolution, self.pyramid_levels
@@ -102,8 +105,8 @@ class GigaGANDiscriminatorConfig:
             raise ConfigError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
         if self.attention_type not in ATTENTION_KINDS:
             raise ConfigError(f"attention_type must be one of {ATTENTION_KINDS}, got {self.attention_type!r}")
-        if self.text_dim < 1 or self.cond_dim < 1:
-            raise ConfigError("text_dim and cond_dim must be positive")
+        if self.text_dim < 1 or self.cond_dim < 1 or self.image_channels < 1:
+            raise ConfigError("text_dim, cond_dim and image_channels must be positive")
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -150,7 +153,7 @@ def minibatch_std(x: torch.Tensor, paths: int, group: int, channels: int) -> tor
     return torch.cat([x, y], dim=1).contiguous(memory_format=layout)  # [P*B,C+F,H,W], in x's layout
 
 
-class _DBlock(nn.Module):
+class ResidualDownBlock(nn.Module):
     """StyleGAN2 residual D block: (conv3x3 -> [2x avg-pool] -> conv3x3) + skip, scaled by 1/sqrt(2)."""
 
     def __init__(self, cin: int, cout: int, down: bool):
@@ -175,7 +178,8 @@ class _Level(nn.Module):
 
     def __init__(self, cin: int, cout: int, blocks: int, down: bool, attention: SelfAttention | None):
         super().__init__()
-        self.blocks = nn.ModuleList(_DBlock(cin if b == 0 else cout, cout, down and b == 0) for b in range(blocks))
+        self.blocks = nn.ModuleList(ResidualDownBlock(cin if b == 0 else cout, cout, down and b == 0)
+                                    for b in range(blocks))
         self.attn = attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,7 +294,8 @@ class GigaGANDiscriminator(PretrainedMixin, nn.Module):
         n, res = c.pyramid_levels, c.resolutions
         self.text = _TextBranch(c)
         inputs = range(n) if c.multiscale else range(1)
-        self.from_rgb = nn.ModuleList(EqualConv2d(3, c.channels[i], 1, activation="lrelu") for i in inputs)
+        self.from_rgb = nn.ModuleList(EqualConv2d(c.image_channels, c.channels[i], 1, activation="lrelu")
+                                      for i in inputs)
         levels = []
         for k in range(n):
             last = k == n - 1
@@ -333,8 +338,9 @@ class GigaGANDiscriminator(PretrainedMixin, nn.Module):
             raise ValueError(f"D needs a pyramid of {need} images (finest first), got {len(pyramid)}")
         for k, x in enumerate(pyramid[:need]):
             r = c.resolutions[k]
-            if x.ndim != 4 or tuple(x.shape[1:]) != (3, r, r) or x.shape[0] != batch:
-                raise ValueError(f"pyramid level {k} must be [{batch},3,{r},{r}], got {tuple(x.shape)}")
+            ch = c.image_channels
+            if x.ndim != 4 or tuple(x.shape[1:]) != (ch, r, r) or x.shape[0] != batch:
+                raise ValueError(f"pyramid level {k} must be [{batch},{ch},{r},{r}], got {tuple(x.shape)}")
         return pyramid[:need]
 
     def forward(

@@ -13,8 +13,9 @@ from torch import nn
 from fastt2i.errors import ConfigError
 from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
 from fastt2i.nn.equalized import LRELU_GAIN, LRELU_SLOPE, EqualLinear
-from fastt2i.nn.modulated import NOISE_MODES, ModulatedConv2d, compute_dtype, upsample2x
+from fastt2i.nn.modulated import NOISE_MODES, ModulatedConv2d, compute_dtype, upsample_images
 from fastt2i.serialization import PretrainedMixin, register_model
+from fastt2i.text.base import unpack_text
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -30,16 +31,6 @@ def _fp32_region(device_type: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _upsample_images(img: torch.Tensor) -> torch.Tensor:
-    """Bilinear x2 of the RGB skip images [B,3,H,W] -> [B,3,2H,2W]: the official [1,3,3,1] filter, except at the
-    border (edges clamped where the official upfirdn2d zero-pads).
-
-    Upsampled as one channels-last image with B*3 channels (much faster on CPU than NCHW with 3 channels).
-    """
-    b, c, h, w = img.shape
-    flat = img.permute(2, 3, 0, 1).reshape(h, w, b * c).permute(2, 0, 1)[None]  # [1,B*3,H,W] channels-last
-    up = upsample2x(flat)[0]  # [B*3,2H,2W], memory [2H,2W,B*3]
-    return up.permute(1, 2, 0).reshape(2 * h, 2 * w, b, c).permute(2, 3, 0, 1)  # [B,3,2H,2W]
 
 
 def _blur_kernel(channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -386,7 +377,7 @@ class SynthesisNetwork(nn.Module):
             x, rgb = block(x, ws[:, k: k + block.num_ws + 1], noise_mode, generator)  # [B,C_i,R_i,R_i], [B,3,R_i,R_i]
             k += block.num_ws
             rgb = rgb.to(torch.promote_types(rgb.dtype, torch.float32))
-            img = rgb if img is None else _upsample_images(img) + rgb  # [B,3,R_i,R_i] (skip architecture)
+            img = rgb if img is None else upsample_images(img) + rgb  # [B,3,R_i,R_i] (skip architecture)
         return [img.contiguous()]
 
 
@@ -457,12 +448,6 @@ def text_vector(pooled: torch.Tensor, config: StyleGANTGeneratorConfig) -> torch
     return t * config.text_scale if config.text_scale != 1 else t  # [B,P]
 
 
-def _unpack_text(text: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if isinstance(text, (tuple, list)) and len(text) == 3:
-        return text[0], text[1], text[2]
-    if all(hasattr(text, a) for a in ("tokens", "mask", "pooled")):
-        return text.tokens, text.mask, text.pooled
-    raise ConfigError(f"text must be a TextEmbedding or a (tokens, mask, pooled) triple, got {type(text).__name__}")
 
 
 @register_model("stylegan-t-generator")
@@ -525,7 +510,7 @@ class StyleGANTGenerator(nn.Module, PretrainedMixin):
 
         The image is in about [-1,1] (not clamped).
         """
-        tokens, mask, pooled = _unpack_text(text)
+        tokens, mask, pooled = unpack_text(text)
         if tokens.shape[0] != z.shape[0]:
             raise ConfigError(f"z has batch {z.shape[0]} but the text has batch {tokens.shape[0]}")
         t_local, t_mask, t_global = self.text_condition(tokens, mask, pooled)  # [B,L,D], [B,L], [B,P]
