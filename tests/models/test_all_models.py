@@ -28,6 +28,8 @@ from fastt2i.models.emoji.clip import EmojiCLIP, EmojiCLIPConfig
 from fastt2i.models.emoji.net import EmojiNet, EmojiNetConfig
 from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANGenerator
 from fastt2i.models.gigagan.discriminator import GigaGANDiscriminator, GigaGANDiscriminatorConfig
+from fastt2i.models.gigagan.presets import UPSAMPLER_PRESETS
+from fastt2i.models.gigagan.upsampler import GigaGANUpsampler
 from fastt2i.models.paella import VQGAN, VQGAN_PRESETS
 from fastt2i.models.paella.denoiser import PaellaDenoiser
 from fastt2i.models.paella.presets import PAELLA_PRESETS
@@ -122,6 +124,12 @@ def _d_outputs(out) -> dict[str, Tensor]:
 
 D_PAIRS = [(i, j) for j in range(3) for i in range(j + 1)]
 
+
+def _up_inputs(batch: int, seed: int) -> Inputs:
+    cfg = UPSAMPLER_PRESETS.build("tiny")
+    return (_images(batch, seed, cfg.input_resolution), torch.randn(batch, cfg.z_dim, generator=_gen(seed + 1)),
+            _text(batch, seed, cfg.text_dim, cfg.pooled_width))
+
 # --- paella -----------------------------------------------------------------------------------------------------------
 
 
@@ -183,6 +191,12 @@ MODELS: dict[str, ModelCase] = {
         loss=lambda model, args, out: sum(F.softplus(o.logits).mean() for o in out),  # logistic loss on "fakes"
         batch_config=lambda: dataclasses.replace(_d_config(), mbstd_group=0),
         batch_note="minibatch-std (StyleGAN2) mixes the rows of a group by design; checked with mbstd_group=0",
+    ),
+    "gigagan-upsampler": ModelCase(
+        cls=GigaGANUpsampler, config=lambda: UPSAMPLER_PRESETS.build("tiny"), inputs=_up_inputs,
+        outputs=lambda out: {f"level{k}": x for k, x in enumerate(out)},
+        shapes=lambda b: {"level0": (b, 3, 32, 32), "level1": (b, 3, 16, 16)},
+        loss=lambda model, args, out: sum(x.square().mean() for x in out),
     ),
     "stylegan-t-generator": ModelCase(
         cls=StyleGANTGenerator, config=lambda: STYLEGAN_T_PRESETS.build("tiny"),

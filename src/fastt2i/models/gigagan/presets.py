@@ -6,6 +6,7 @@ import dataclasses
 
 from fastt2i.config import Registry
 from fastt2i.models.gigagan.config import GigaGANGeneratorConfig
+from fastt2i.models.gigagan.upsampler import GigaGANUpsamplerConfig
 
 GIGAGAN_PRESETS: Registry[GigaGANGeneratorConfig] = Registry("gigagan preset")
 
@@ -102,4 +103,56 @@ def paper() -> GigaGANGeneratorConfig:
         resolution=64, z_dim=128, w_dim=1024, text_encoder="clip", text_dim=768, text_width=768, text_attn_layers=4,
         text_heads=12, mapping_layers=4, channels=(1024, 1024, 1024, 512, 256), blocks=(2, 3, 3, 3, 3),
         attention_resolutions=(8, 16, 32), attention_dim_head=64, kernels=(4, 4, 8, 8, 16), pyramid_levels=5,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The upsampler (sec. 3.6)
+
+UPSAMPLER_PRESETS: Registry[GigaGANUpsamplerConfig] = Registry("gigagan upsampler preset")
+
+
+@UPSAMPLER_PRESETS.register("tiny")
+def upsampler_tiny() -> GigaGANUpsamplerConfig:
+    """16 -> 32 px, one down block, every component on (attention at 8 px, 2 adaptive kernels), for the
+    `t5-tiny-random` text encoder (32-d): for tests."""
+    return GigaGANUpsamplerConfig(
+        input_resolution=16, output_resolution=32, down_blocks=1, channels=(32, 32, 16), layers_per_block=1,
+        kernels=(2, 1, 1), attention_resolutions=(8,), attention_dim_head=16, pyramid_levels=2, z_dim=32, w_dim=64,
+        text_encoder="t5-tiny-random", text_dim=32, text_width=32, text_attn_layers=1, text_heads=2, mapping_layers=2,
+    )
+
+
+@UPSAMPLER_PRESETS.register("emoji")
+def upsampler_emoji() -> GigaGANUpsamplerConfig:
+    """64 -> 256 px emoji, MiniLM text: 3 down blocks (64 -> 8 px), 5 upsampling residual blocks (8 -> 256 px).
+
+    Widths 128/128/64/32/16/16 at 8..256 px (conv cost roughly flat per resolution), self- and cross-attention at
+    8 and 16 px, adaptive kernel banks of 2/4/4 at 8/16/32 px, a 3-level output pyramid (256, 128, 64) for the
+    multi-scale D. See its docstring's cost line in `docs/training-runs.md` (measured by `benchmarks/train_step.py`).
+    """
+    return GigaGANUpsamplerConfig(
+        input_resolution=64, output_resolution=256, down_blocks=3, channels=(128, 128, 64, 32, 16, 16),
+        layers_per_block=2, kernels=(2, 4, 4, 1, 1, 1), attention_resolutions=(8, 16), attention_dim_head=32,
+        pyramid_levels=3, z_dim=128, w_dim=256, text_encoder="minilm", text_dim=384, text_width=128,
+        text_attn_layers=2, text_heads=4, mapping_layers=4,
+    )
+
+
+@UPSAMPLER_PRESETS.register("paper")
+def upsampler_paper() -> GigaGANUpsamplerConfig:
+    """GigaGAN's 128 -> 1024 px upsampler at the paper's size: 359.1M parameters (checked on `meta`).
+
+    Stated: an asymmetric U-Net of 3 downsampling and 6 upsampling residual blocks, the base model's text
+    conditioning (CLIP ViT-L/14, 768-d, frozen, not counted) and style modulation, attention at the low
+    resolutions, 359.1M parameters. Chosen here and tuned to land on 359.1M: w_dim 1024, T = 3 blocks of width 768,
+    decoder widths 1024/1024/512/256/128/64/32 at 16..1024 px, 2 synthesis layers per block, self- and
+    cross-attention at 16 and 32 px, kernel banks 8/8/4/4/2 at 16..256 px, a 4-level pyramid (1024..128).
+    Count: 357.7M, -0.4% from 359.1M.
+    """
+    return GigaGANUpsamplerConfig(
+        input_resolution=128, output_resolution=1024, down_blocks=3, channels=(1024, 1024, 512, 256, 128, 64, 32),
+        layers_per_block=2, kernels=(8, 8, 4, 4, 2, 1, 1), attention_resolutions=(16, 32), attention_dim_head=64,
+        pyramid_levels=4, z_dim=128, w_dim=1024, text_encoder="clip", text_dim=768, text_width=768,
+        text_attn_layers=3, text_heads=12, mapping_layers=4,
     )
