@@ -1,4 +1,5 @@
-"""Image decoding with odd-mode conversion, antialiased resize + center crop, seeded flips and the hash split."""
+"""Image decoding with odd-mode conversion, antialiased resize + center crop, seeded flips, the hash split, and the
+antialiased tensor downsampling that makes an upsampler's low-resolution inputs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from fastt2i.data.config import MAX_PIXELS
 from fastt2i.data.stats import CONV, SIZE, SKIP
+from fastt2i.errors import ConfigError, DataError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error we count, not a half-grey image
 # Pillow's own MAX_IMAGE_PIXELS is left as it is: decode_image checks the header against `max_pixels` itself
@@ -294,3 +297,31 @@ def make_sample(src: Any, caption: str | None, key: str, *, resolution: int, fli
         return {"key": key, SKIP: e.reason}
     except Exception:  # noqa: BLE001 - anything else from a decoder is still just a bad file
         return {"key": key, SKIP: "unreadable"}
+
+
+def downsample_antialiased(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """The one way low-resolution inputs are made from high-resolution images (upsampler training and its metrics).
+
+    Bicubic (Keys, a = -0.5) with antialiasing: the kernel is widened by the scale factor, as PIL's
+    `Image.resize(..., BICUBIC)` and MATLAB's `imresize` do, so a 4x reduction averages over a 16-pixel-wide support
+    instead of aliasing. The result is clamped to [-1, 1] (bicubic lobes overshoot slightly at hard edges), computed
+    in float32 and returned in the input's dtype.
+
+    Args:
+        images: [B,C,H,W] float images in [-1, 1].
+        size: output side S (square) or (h, w); each no larger than the input's (this never upsamples).
+
+    Returns:
+        [B,C,h,w] in [-1, 1].
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise DataError(f"downsample_antialiased: expected float images [B,C,H,W] in [-1,1], got {got}")
+    hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = images.shape[-2:]
+    if not (0 < hw[0] <= h and 0 < hw[1] <= w):
+        raise ConfigError(f"downsample_antialiased: size {hw} must be positive and no larger than the input {h}x{w}")
+    if hw == (h, w):
+        return images
+    x = F.interpolate(images.float(), size=hw, mode="bicubic", align_corners=False, antialias=True)  # [B,C,h,w]
+    return x.clamp_(-1.0, 1.0).to(images.dtype)

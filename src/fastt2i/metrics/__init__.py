@@ -1,4 +1,5 @@
-"""Image-generation metrics: FD/FID, KID, precision/recall, CLIP score and CMMD over pluggable feature networks.
+"""Image-generation metrics: FD/FID, KID, precision/recall, CLIP score and CMMD over pluggable feature networks;
+upsampler metrics (patch FD, PSNR, SSIM, low-res consistency) in `fastt2i.metrics.upscale`.
 
 Quick use:
     from fastt2i.metrics import evaluate, InceptionFeatures, CLIPFeatures
@@ -22,6 +23,10 @@ from fastt2i.metrics.precision_recall import knn_radii, precision_recall
 from fastt2i.metrics.registry import METRICS, MetricSpec, count_tag, metric_record_name, parse_metrics, register_feature_metrics
 from fastt2i.metrics.results import append_metrics, read_metrics
 from fastt2i.metrics.stats import FeatureStats, frechet_distance, frechet_distance_stats
+from fastt2i.metrics.upscale import (
+    UPSCALE_METRICS, bicubic_upscale, crop_positions, evaluate_upscaler, evaluate_upscalers, lanczos_upscale,
+    psnr_per_image, ssim_per_image,
+)
 
 __all__ = [
     "CLIPFeatures", "ClipScoreAccumulator", "DINOv2Features", "EmojiCLIPEvalFeatures", "EmojiCLIPFeatures", "EmojiNetFeatures", "EXTRACTORS", "FID_WEIGHTS_NAME", "FID_WEIGHTS_URL",
@@ -30,4 +35,6 @@ __all__ = [
     "compute_real_stats", "count_tag", "dataset_fingerprint", "evaluate", "frechet_distance", "frechet_distance_stats",
     "kernel_inception_distance", "knn_radii", "load_stats", "metric_record_name", "parse_metrics", "polynomial_mmd2_unbiased",
     "precision_recall", "read_metrics", "register_feature_metrics", "save_stats", "split_batch", "stats_key_hash",
+    "UPSCALE_METRICS", "bicubic_upscale", "crop_positions", "evaluate_upscaler", "evaluate_upscalers",
+    "lanczos_upscale", "psnr_per_image", "ssim_per_image",
 ]
