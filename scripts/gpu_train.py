@@ -4,6 +4,8 @@
     python scripts/gpu_train.py --data emoji64.npz --out runs/gpu --split vqgan=1.5,paella=3.5,stylegan-t=5 \
         --preset stylegan-t=emoji64 --set stylegan-t:train.batch_size=128 --set paella:train.batch_size=128
     python scripts/gpu_train.py --data toy.npz --out /tmp/gpu --minutes 0.5 --tiny     # the CPU check (tiny presets)
+    python scripts/gpu_train.py --data emoji64.npz --data-for upsampler=emoji256 --split gigagan=4,upsampler=6 \
+        --out runs/gpu --set upsampler:crop=0 --set upsampler:train.batch_size=64      # the 64 -> 256 px upsampler
 
 Each family in the split runs as `fastt2i train FAMILY --preset P` in its own process, from the dataset held in
 memory on the training device (`train.in_memory=true`, no loader workers), bf16 autocast (`--precision`), for its
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 DEFAULT_SPLIT = "vqgan=1.5,paella=3,gigagan=2.5,stylegan-t=3"  # minutes of a 10-minute budget
+DEFAULT_PRESET = {"upsampler": "emoji"}  # families whose emoji preset is not called emoji64
 
 
 def parse_pairs(text: str, what: str) -> dict[str, str]:
@@ -69,6 +72,8 @@ def last_kimg(run_dir: Path) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="the emoji64 .npz (or any dataset fastt2i reads)")
+    ap.add_argument("--data-for", default="", metavar="FAMILY=PATH,...",
+                    help="another dataset for some families (the upsampler trains on `fastt2i data emoji --size 256`)")
     ap.add_argument("--out", required=True, type=Path, help="root of the run directories and exports")
     ap.add_argument("--minutes", type=float, default=10.0, help="total budget; the split's shares scale to it")
     ap.add_argument("--split", default=DEFAULT_SPLIT, help="FAMILY=MINUTES,... in training order")
@@ -80,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     split = {k: float(v) for k, v in parse_pairs(args.split, "split").items()}
     if "paella" in split and "vqgan" in split and list(split).index("paella") < list(split).index("vqgan"):
         raise SystemExit("--split: vqgan must come before paella (Paella trains on the VQGAN trained here)")
-    presets = {**{f: ("tiny" if args.tiny else "emoji64") for f in split}, **parse_pairs(args.preset, "preset")}
+    presets = {**{f: ("tiny" if args.tiny else DEFAULT_PRESET.get(f, "emoji64")) for f in split},
+               **parse_pairs(args.preset, "preset")}
+    data_for = parse_pairs(args.data_for, "data-for")
     overrides: dict[str, list[str]] = {}
     for item in args.set:
         family, sep, kv = item.partition(":")
@@ -96,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 *overrides.get(family, [])]
         if family == "paella" and "vqgan" in split:
             sets.append(f"vqgan={args.out / 'vqgan' / 'export'}")
-        argv_train = ["--preset", presets[family], "--data", args.data, "--run-dir", str(run), "--kimg", "1000000",
+        data = data_for.get(family, args.data)
+        argv_train = ["--preset", presets[family], "--data", data, "--run-dir", str(run), "--kimg", "1000000",
                       "--no-progress"] + [x for s in sets for x in ("--set", s)]
         print(f"{family}: {minutes * scale:.2f} min, preset {presets[family]}", flush=True)
         result = train_for(family, minutes * scale * 60, argv_train, args.out / f"{family}.log")

@@ -9,7 +9,7 @@ from fastt2i import __version__
 from fastt2i.errors import Fastt2iError
 
 # Each module exposes `register(subparsers)`, which adds its subcommand and sets `func(args) -> int`.
-_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export", "models"]
+_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export", "models", "upscale"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   fastt2i generate "a red heart" --seeds 0-63 --dtype bf16 -o hearts.png
 
   fastt2i generate --model runs/paella-emoji "a red heart" --seeds 0-7 --steps 12 --cfg 8 --temperature 0.7,0.3
+  fastt2i generate "red heart" --seeds 0-3 --upscale -o hearts256.png
 
 Rows are prompts, columns are seeds; seed N gives the same image at any batch size. --truncation uses the
 text-conditioned truncation of GigaGAN sec. 5 (1 = off, 0 = the prompt's mean image). --steps, --cfg, --temperature
@@ -39,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "HASH = the first 8 hex digits of the sha256 of the exact prompt; e.g. "
                         "003-red-heart-1a2b3c4d_s7.png")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--upscale", action="store_true",
+                   help="chain the GigaGAN upsampler after the model (same prompts and seeds): 64 -> 256 px")
+    p.add_argument("--upsampler", metavar="NAME|PATH",
+                   help="the upsampler for --upscale (default: the bundled one); implies --upscale")
     add_sampler_args(p)
     p.set_defaults(func=run)
 
@@ -163,10 +168,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{n} images is too many for one grid (prompts x seeds <= 10,000)")
     output = check_output_file(args.output, flag="-o/--output")  # before loading and generating: no work lost
     individual = check_output_dir(args.individual, flag="--individual") if args.individual else None
-    pipe = load_pipeline(args, allow_paella=True)
+    upsampler = args.upsampler if args.upsampler else (True if args.upscale else None)
+    pipe = load_pipeline(args, allow_paella=True, upsampler=upsampler)
     from fastt2i.inference.paella import PaellaPipeline
 
-    if isinstance(pipe, PaellaPipeline):
+    base = getattr(pipe, "base", pipe)  # an UpscaledPipeline wraps the base model
+    if isinstance(base, PaellaPipeline):
         if args.truncation != 1.0:
             raise ConfigError("--truncation applies to the GANs (GigaGAN, StyleGAN-T), not Paella bundles")
         kw = sampler_kwargs(args)
@@ -174,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         given = _sampler_options_given(args)
         if given:
             raise ConfigError(f"{', '.join(given)} apply to Paella bundles; {args.model or DEFAULT_MODEL} is a GAN "
-                              f"({type(pipe).__name__})")
+                              f"({type(base).__name__})")
         kw = {"truncation_psi": args.truncation}
     pairs = [(p, s) for p in args.prompts for s in seeds]  # row-major: prompt rows, seed columns
     chunks = []

@@ -22,9 +22,11 @@ from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference.gigagan import GENERATOR_CLASS, GigaGANPipeline
 from fastt2i.inference.paella import BUNDLE_CLASS, PaellaPipeline
 from fastt2i.inference.stylegan_t import GENERATOR_CLASS as STYLEGAN_T_CLASS, StyleGANTPipeline
+from fastt2i.inference.upsampler import UPSAMPLER_CLASS, UpscaledPipeline, UpsamplerPipeline
 from fastt2i.serialization import CONFIG_NAME
 
 DEFAULT_MODEL = "paella-emoji64"  # the README says why (the best of the three bundles on FD and prompt-following)
+DEFAULT_UPSAMPLER = "upsampler-emoji256"  # used by `--upscale` once bundled (issue 14)
 
 PIPELINES: Registry = Registry("text-to-image export class")
 PIPELINES.register(GENERATOR_CLASS)(GigaGANPipeline)
@@ -47,7 +49,8 @@ def bundle_card(name: str) -> dict[str, Any]:
     path = resolve_model(name)
     meta = json.loads((path / CONFIG_NAME).read_text())
     cfg = meta.get("config") or {}
-    res = cfg.get("resolution") or (cfg.get("generator") or {}).get("resolution") or meta.get("resolution")  # Paella
+    res = (cfg.get("resolution") or cfg.get("output_resolution") or (cfg.get("generator") or {}).get("resolution")
+           or meta.get("resolution"))  # GANs, the upsampler, Paella
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
     card: dict[str, Any] = {"name": name, "class": meta.get("class"), "resolution": res, "size_mb": round(size, 1),
                             "default": name == DEFAULT_MODEL}
@@ -106,11 +109,42 @@ def model_class(name_or_path: str | Path | None = None) -> str:
     return cls_name
 
 
+def bundled_upsamplers() -> list[str]:
+    """Names of the upsamplers shipped inside the package."""
+    return sorted(d.name for d in assets.ROOT.iterdir() if _export_class(d) == UPSAMPLER_CLASS)
+
+
+def load_upsampler(
+    name_or_path: str | Path | None = None,
+    *,
+    device: torch.device | str | None = None,
+    text_encoder: str | nn.Module | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> UpsamplerPipeline:
+    """The `UpsamplerPipeline` of a bundled upsampler's name, an export or a run directory (default: the bundled one).
+
+    Args:
+        name_or_path: as for `load_pipeline`; None = DEFAULT_UPSAMPLER.
+        device, text_encoder, dtype: as for `load_pipeline`.
+    """
+    if name_or_path is None:
+        if DEFAULT_UPSAMPLER not in bundled_upsamplers():
+            raise AssetNotFoundError(f"no upsampler is bundled ({DEFAULT_UPSAMPLER} is not installed); pass one "
+                                     "(--upsampler DIR: an export or run directory of `fastt2i train upsampler`)")
+        name_or_path = DEFAULT_UPSAMPLER
+    path = resolve_model(name_or_path)
+    cls_name = model_class(path)
+    if cls_name != UPSAMPLER_CLASS:
+        raise ConfigError(f"{path} holds a {cls_name!r} export, not an upsampler ({UPSAMPLER_CLASS!r})")
+    return UpsamplerPipeline.from_pretrained(path, device=device, text_encoder=text_encoder, dtype=dtype)
+
+
 def load_pipeline(
     name_or_path: str | Path | None = None,
     *,
     device: torch.device | str | None = None,
     text_encoder: str | nn.Module | None = None,
+    upsampler: str | Path | bool | None = None,
     **kw: Any,
 ) -> Any:
     """The pipeline (`generate(prompts, seeds, ...)`) for any text-to-image export, picked by its config's class.
@@ -120,11 +154,20 @@ def load_pipeline(
             bundled default, DEFAULT_MODEL).
         device: where the pipeline goes (default CPU).
         text_encoder: override the text encoder the export names (a spec string or an encoder object).
+        upsampler: chain an upsampler after the model (`UpscaledPipeline`): its name or path, or True for the
+            bundled one; None / False = the base model alone.
         **kw: passed to the pipeline's `from_pretrained` (e.g. clip_model= for Paella).
     """
     path = resolve_model(name_or_path)
     cls_name = model_class(path)
+    if cls_name == UPSAMPLER_CLASS:
+        raise ConfigError(f"{path} is an upsampler, not a text-to-image model: load it with load_upsampler (CLI: "
+                          "`fastt2i upscale`, or `fastt2i generate --upscale --upsampler PATH`)")
     if cls_name not in PIPELINES:
         raise ConfigError(f"{path} holds a {cls_name!r} export, which is not a text-to-image model; pipelines exist "
                           f"for: {', '.join(PIPELINES.names())}")
-    return PIPELINES.get(cls_name).from_pretrained(path, device=device, text_encoder=text_encoder, **kw)
+    up = None
+    if upsampler is not None and upsampler is not False:  # before the base loads: a missing upsampler fails fast
+        up = load_upsampler(None if upsampler is True else upsampler, device=device, dtype=kw.get("dtype"))
+    base = PIPELINES.get(cls_name).from_pretrained(path, device=device, text_encoder=text_encoder, **kw)
+    return base if up is None else UpscaledPipeline(base, up)

@@ -97,9 +97,7 @@ class GigaGANRunConfig:
 
     def __post_init__(self) -> None:
         g, d, t = self.generator, self.discriminator, self.train
-        if g.resolution != t.resolution or d.resolution != t.resolution:
-            raise ConfigError(f"generator.resolution ({g.resolution}), discriminator.resolution ({d.resolution}) and "
-                              f"train.resolution ({t.resolution}) must be equal")
+        self._check_resolutions()
         for name, spec in (("generator", g.text_encoder), ("discriminator", d.text_encoder)):
             if spec != t.text_encoder:
                 raise ConfigError(f"{name}.text_encoder {spec!r} differs from train.text_encoder {t.text_encoder!r}")
@@ -121,6 +119,12 @@ class GigaGANRunConfig:
         if not self.sample_prompts or not self.sample_seeds:
             raise ConfigError("sample_prompts and sample_seeds must not be empty")
 
+    def _check_resolutions(self) -> None:
+        g, d, t = self.generator, self.discriminator, self.train
+        if g.resolution != t.resolution or d.resolution != t.resolution:
+            raise ConfigError(f"generator.resolution ({g.resolution}), discriminator.resolution ({d.resolution}) and "
+                              f"train.resolution ({t.resolution}) must be equal")
+
 
 class GigaGANTrainer(Trainer):
     """Trains `GigaGANGenerator` against `GigaGANDiscriminator` (+ optional vision-aided D) from a `GigaGANRunConfig`.
@@ -136,7 +140,7 @@ class GigaGANTrainer(Trainer):
         gcfg = cfg.generator
         if cfg.w_avg_beta is not None:
             gcfg = dataclasses.replace(gcfg, w_avg_beta=cfg.w_avg_beta)
-        G = GigaGANGenerator(gcfg)
+        G = self.build_generator(gcfg)
         D = GigaGANDiscriminator(cfg.discriminator)
         self.text = TextBatcher(self.train_cfg.text_encoder, self.device, (gcfg.text_dim, gcfg.pooled_width))
         if cfg.discriminator.text_dim != gcfg.pooled_width:
@@ -171,6 +175,9 @@ class GigaGANTrainer(Trainer):
         self.maybe_compile(self.D, "D")
         self._judge_many = self.maybe_compile(self.D.judge_many, "D.judge_many") if self.train_cfg.compile else None
         self.last_r1 = torch.zeros((), device=self.device)  # the latest R1 penalty (logged between R1 steps)
+
+    def build_generator(self, config: Any) -> nn.Module:
+        return GigaGANGenerator(config)
 
     def _d_nets(self) -> list[nn.Module]:
         return [self.D] + ([self.VA] if self.VA is not None else [])
@@ -209,8 +216,9 @@ class GigaGANTrainer(Trainer):
         return torch.randn(batch, self.config.generator.z_dim, device=self.device)  # [B,z_dim]
 
     def synthesize(self, G: nn.Module, z: torch.Tensor, text: Text, mix: bool = False,
-                   update_w_avg: bool = False) -> list[torch.Tensor]:
-        """z [B,z_dim] + text -> image pyramid (finest first), with StyleGAN2 style mixing when `mix`."""
+                   update_w_avg: bool = False, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """z [B,z_dim] + text (+ a conditioning image `cond`, for the upsampler) -> image pyramid (finest first), with
+        StyleGAN2 style mixing when `mix`."""
         G = self.unwrap(G)
         t_local, t_mask, t_global = G.text_condition(*text)
         ws = G.mapping(z, t_global, update_w_avg=update_w_avg)  # [B,num_ws,w_dim]
@@ -219,9 +227,14 @@ class GigaGANTrainer(Trainer):
                 cutoff = int(torch.randint(1, G.num_ws, ()))
                 ws2 = G.mapping(torch.randn_like(z), t_global)  # [B,num_ws,w_dim]
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return self.run_synthesis(G, ws, t_local, t_mask, cond)
+
+    def run_synthesis(self, G: nn.Module, ws: torch.Tensor, t_local: torch.Tensor, t_mask: torch.Tensor,
+                      cond: torch.Tensor | None) -> list[torch.Tensor]:
+        """G's synthesis network on the styles (the base generator takes no conditioning image)."""
         return G.synthesis(ws, t_local, t_mask)
 
-    def d_pyramid(self, pyramid: list[torch.Tensor]) -> list[torch.Tensor]:
+    def d_pyramid(self, pyramid: list[torch.Tensor], cond: torch.Tensor | None = None) -> list[torch.Tensor]:
         """What D is given: the generator's pyramid (completed by 2x2 average pooling where G returns fewer levels, e.g.
         a single-scale G against a multi-scale D), or the full image only for a single-scale D."""
         d = self.config.discriminator
@@ -231,13 +244,15 @@ class GigaGANTrainer(Trainer):
             out.append(F.avg_pool2d(out[-1], 2))  # [B,3,R/2^k,R/2^k]
         return out
 
-    def real_pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def real_pyramid(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
         d = self.config.discriminator
         return image_pyramid(images, d.pyramid_levels if d.multiscale else 1)
 
     # ------------------------------------------------------------------------------------------------ steps
-    def d_step(self, images: torch.Tensor, captions: list[str], text: Text, step: int) -> dict[str, torch.Tensor]:
-        """One discriminator update: logistic loss, matching-aware loss, lazy R1, vision-aided D loss."""
+    def d_step(self, images: torch.Tensor, captions: list[str], text: Text, step: int,
+               cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One discriminator update: logistic loss, matching-aware loss, lazy R1, vision-aided D loss (`cond`: the
+        upsampler's low-resolution input, which G and D both see)."""
         cfg = self.config
         red = cfg.scale_reduction
         self.G.requires_grad_(False)
@@ -249,8 +264,8 @@ class GigaGANTrainer(Trainer):
         # backward through a compiled graph) give R1 its own eager fp32 pass (below)
         r1_shared = do_r1 and self.train_cfg.mixed_precision == "no" and not self.train_cfg.compile
         with torch.no_grad(), self.autocast():
-            fake = [x.detach() for x in self.synthesize(self.G, self.sample_z(len(images)), text)]
-        real = [x.detach().requires_grad_(r1_shared) for x in self.real_pyramid(images)]
+            fake = [x.detach() for x in self.synthesize(self.G, self.sample_z(len(images)), text, cond=cond)]
+        real = [x.detach().requires_grad_(r1_shared) for x in self.real_pyramid(images, cond)]
         out: dict[str, torch.Tensor] = {}
         with self.autocast():
             idx = try_mismatch_index(len(images), keys=captions) if cfg.matching_aware else None
@@ -261,10 +276,10 @@ class GigaGANTrainer(Trainer):
             # reuses the real logits, the real pass stays apart so that R1's double backward covers the real rows only
             judge_many = self._judge_many or self.D.judge_many
             if r1_shared:
-                real_judged, fake_judged = judge_many([real], descriptors)[0], judge_many([self.d_pyramid(fake)],
-                                                                                        descriptors)[0]
+                real_judged = judge_many([real], descriptors)[0]
+                fake_judged = judge_many([self.d_pyramid(fake, cond)], descriptors)[0]
             else:
-                real_judged, fake_judged = judge_many([real, self.d_pyramid(fake)], descriptors)
+                real_judged, fake_judged = judge_many([real, self.d_pyramid(fake, cond)], descriptors)
             real_logits, fake_logits = real_judged[0], fake_judged[0]
             # d_logistic = softplus(-D(x, c)) + softplus(D(G(c), c)) over every (i, j) (eq. 6), its two halves logged
             out["loss/d_real"] = g_nonsaturating(real_logits, red)  # softplus(-D(x, c))
@@ -279,8 +294,8 @@ class GigaGANTrainer(Trainer):
             if self.VA is not None:
                 pooled = text[2]
                 with torch.no_grad():  # the backbone is frozen and D's step needs no image gradient through it
-                    f_real, f_fake = self.VA.features(torch.cat([real[0].detach(), fake[0]])).chunk(2)  # [B,F] each
-                out["loss/d_vision"] = d_logistic(self.VA(real[0], pooled, features=f_real),
+                    f_real, f_fake = self.VA.features(torch.cat([images, fake[0]])).chunk(2)  # [B,F] each
+                out["loss/d_vision"] = d_logistic(self.VA(images, pooled, features=f_real),
                                                   self.VA(fake[0], pooled, features=f_fake), "mean")
                 total = total + cfg.vision_aided_weight * out["loss/d_vision"]
         if do_r1:  # lazy R1 (StyleGAN2 sec. 3.1): gamma/2 * ||grad||^2, every k steps, scaled by k
@@ -300,8 +315,10 @@ class GigaGANTrainer(Trainer):
         self.opt_D.step()
         return out
 
-    def g_step(self, captions: list[str], text: Text) -> dict[str, torch.Tensor]:
-        """One generator update: non-saturating loss over all scales, CLIP loss, vision-aided G loss; w_avg update."""
+    def g_step(self, captions: list[str], text: Text, cond: torch.Tensor | None = None,
+               images: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One generator update: non-saturating loss over all scales, CLIP loss, vision-aided G loss, and the terms of
+        `g_extra_losses` (the upsampler's perceptual loss against `images`); w_avg update."""
         cfg = self.config
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
@@ -309,8 +326,8 @@ class GigaGANTrainer(Trainer):
             self.VA.requires_grad_(False)
         out: dict[str, torch.Tensor] = {}
         with self.autocast():
-            fake = self.synthesize(self.G, self.sample_z(len(captions)), text, mix=True, update_w_avg=True)
-            out["loss/g_adv"] = g_nonsaturating(self.D(self.d_pyramid(fake), *text), cfg.scale_reduction)
+            fake = self.synthesize(self.G, self.sample_z(len(captions)), text, mix=True, update_w_avg=True, cond=cond)
+            out["loss/g_adv"] = g_nonsaturating(self.D(self.d_pyramid(fake, cond), *text), cfg.scale_reduction)
             total = out["loss/g_adv"]
             feats = None  # the frozen CLIP image features of G's images: one pass for both terms
             if self.clip is not None:
@@ -322,6 +339,9 @@ class GigaGANTrainer(Trainer):
             if self.VA is not None:
                 out["loss/g_vision"] = g_nonsaturating(self.VA(fake[0], text[2], features=feats), "mean")
                 total = total + cfg.vision_aided_weight * out["loss/g_vision"]
+            for name, (weight, value) in self.g_extra_losses(fake, images, cond).items():
+                out[name] = value
+                total = total + weight * value
         self.opt_G.zero_grad(set_to_none=True)
         self.backward(total)
         self._sync_grads([self.G])
@@ -332,6 +352,11 @@ class GigaGANTrainer(Trainer):
             w_avg /= self.world_size
         self.D.requires_grad_(True)
         return out
+
+    def g_extra_losses(self, fake: list[torch.Tensor], images: torch.Tensor | None,
+                       cond: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
+        """Further weighted G terms {log name: (weight, value)}; none for the base generator."""
+        return {}
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         captions = list(batch["caption"])

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastt2i.errors import ConfigError
 from fastt2i.models.emoji import EmojiCLIPConfig
-from fastt2i.models.gigagan import GIGAGAN_PRESETS, GigaGANDiscriminatorConfig
+from fastt2i.models.gigagan import GIGAGAN_PRESETS, UPSAMPLER_PRESETS, GigaGANDiscriminatorConfig
 from fastt2i.models.paella import VQGAN_PRESETS, PatchGANConfig
 from fastt2i.models.paella.presets import PAELLA_PRESETS
 from fastt2i.models.stylegan_t import STYLEGAN_T_PRESETS
@@ -33,6 +33,7 @@ from fastt2i.training.emoji import EmojiCLIPRunConfig, EmojiCLIPTrainer, EmojiNe
 from fastt2i.training.gigagan import GigaGANRunConfig, GigaGANTrainer
 from fastt2i.training.paella import PaellaRunConfig, PaellaTrainer
 from fastt2i.training.stylegan_t import StyleGANTRunConfig, StyleGANTTrainer
+from fastt2i.training.upsampler import UpsamplerRunConfig, UpsamplerTrainer
 from fastt2i.training.vqgan import VQGANRunConfig, VQGANTrainer
 
 
@@ -320,6 +321,63 @@ def stylegan_t_paper() -> StyleGANTRunConfig:
         blur_init_sigma=2.0, blur_fade_kimg=1000, eval_num=10_000)
 
 
+# --- upsampler: GigaGAN's text-conditioned super-resolution (sec. 3.6); tiny (tests), emoji (64 -> 256), paper ------
+
+
+def upsampler_tiny() -> UpsamplerRunConfig:
+    """16 -> 32 px, batch 8, t5-tiny-random text, D on (image, input) pairs at 32 px (3 levels), perceptual loss on
+    the bundled emoji-clip, noise augmentation on: a smoke run (~0.3 s a step on one CPU thread)."""
+    d = GigaGANDiscriminatorConfig(
+        resolution=32, pyramid_levels=3, channels=(16, 32, 32), text_encoder="t5-tiny-random", text_dim=32,
+        cond_dim=32, text_attn_layers=1, text_heads=2, head_layers=1, image_channels=6)
+    return UpsamplerRunConfig(
+        generator=UPSAMPLER_PRESETS.build("tiny"), discriminator=d,
+        train=TrainConfig(run_dir="runs/upsampler-tiny", resolution=32, batch_size=8, kimg=0.032,
+                          snapshot_kimg=0.016, sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0,
+                          ema_kimg=0.01, ema_rampup=None, text_encoder="t5-tiny-random"),
+        r1_every=2, style_mixing_prob=0.5, sample_prompts=("a cat",), sample_seeds=(0,), eval_num=64)
+
+
+def upsampler_emoji(crop: int = 128) -> UpsamplerRunConfig:
+    """64 -> 256 px on `fastt2i data emoji --size 256`: G = UPSAMPLER_PRESETS["emoji"] (4.0M), D on (image, input)
+    pairs (channels 16..128, 5 levels down to 8 px, 6 input channels), MiniLM text, matching-aware D, LPIPS-style
+    loss on emoji-clip (weight 1), noise augmentation sigma <= 0.1, batch 16, bf16.
+
+    Trained on random 128 px crops (32 px inputs; `--set crop=0` for whole images): on 2 shared CPU cores a full
+    step costs about 1 s per 128 px crop against about 1.9 s per 256 px image (measured with 4 jobs on the cores,
+    2026-12-01), so 200 kimg is a GPU job (`scripts/gpu_train.py`); see docs/training-runs.md.
+    """
+    side = crop or 256
+    levels = 5 if side == 128 else 6
+    d = GigaGANDiscriminatorConfig(
+        resolution=side, pyramid_levels=levels, channels=(16, 32, 64, 128, 128, 256)[6 - levels:], blocks=1,
+        text_encoder="minilm", text_dim=384, cond_dim=64, text_attn_layers=1, text_heads=4, head_layers=1,
+        image_channels=6)
+    return UpsamplerRunConfig(
+        generator=UPSAMPLER_PRESETS.build("emoji"), discriminator=d,
+        train=TrainConfig(run_dir="runs/upsampler-emoji256", resolution=256, batch_size=16, kimg=300,
+                          snapshot_kimg=5, sample_kimg=2, eval_kimg=0, log_every=20, ema_kimg=10,
+                          text_encoder="minilm", mixed_precision="bf16"),
+        g_lr=0.0025, d_lr=0.0025, r1_gamma=0.2, r1_every=16, attention_weight_decay=0.01, crop=crop,
+        perceptual_weight=1.0, perceptual_net="emoji-clip", noise_aug_sigma=0.1, sample_seeds=(0,),
+        sample_prompts=("red heart",))
+
+
+def upsampler_paper() -> UpsamplerRunConfig:
+    """The paper's 128 -> 1024 px upsampler (359.1M, UPSAMPLER_PRESETS["paper"]) with a StyleGAN2-width D on
+    (image, input) pairs, CLIP ViT-L/14 text; for GPU clusters (the perceptual network must be given by path)."""
+    d = GigaGANDiscriminatorConfig(
+        resolution=1024, pyramid_levels=7, channels=(32, 64, 128, 256, 512, 512, 512), blocks=1,
+        text_encoder="clip", text_dim=768, cond_dim=512, text_attn_layers=2, text_heads=8, head_layers=2,
+        image_channels=6)
+    return UpsamplerRunConfig(
+        generator=UPSAMPLER_PRESETS.build("paper"), discriminator=d,
+        train=TrainConfig(run_dir="runs/upsampler-paper", resolution=1024, batch_size=64, kimg=50_000,
+                          snapshot_kimg=500, sample_kimg=100, eval_kimg=0, log_every=50, ema_kimg=10,
+                          mixed_precision="bf16", text_encoder="clip"),
+        r1_gamma=0.2, r1_every=16, perceptual_weight=1.0, noise_aug_sigma=0.1, attention_weight_decay=0.00001)
+
+
 # --- the registry --------------------------------------------------------------------------------------------------
 
 FAMILIES: Mapping[str, Family] = MappingProxyType({
@@ -342,6 +400,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
                          MappingProxyType({"tiny": stylegan_t_tiny, "emoji64": stylegan_t_emoji64,
                                            "default": stylegan_t_emoji64, "paper": stylegan_t_paper}),
                          StyleGANTTrainer),
+    "upsampler": Family("GigaGAN text-conditioned upsampler (Kang et al. 2023, sec. 3.6), 64 -> 256 px on emoji",
+                        MappingProxyType({"tiny": upsampler_tiny, "emoji": upsampler_emoji, "default": upsampler_emoji,
+                                          "paper": upsampler_paper}), UpsamplerTrainer),
 })
 """Every trainable family by the name typed after `fastt2i train`."""
 
