@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from fastt2i.cli import main
-from fastt2i.editing import prompt_interpolation, save_frame_strip, save_gif
+from fastt2i.editing import prompt_interpolation, save_frame_strip, save_gif, seed_interpolation
 from fastt2i.errors import ConfigError
 
 A, B = "a red heart", "a big blue star with sparkles"
@@ -22,6 +22,17 @@ def test_interpolation_endpoints_are_the_plain_generations(pipe):
     assert (frames[2] - frames[0]).abs().max() > 1e-2 and (frames[2] - frames[-1]).abs().max() > 1e-2
     with pytest.raises(ConfigError):
         prompt_interpolation(pipe, A, B, seed=2, steps=1)
+
+
+def test_seed_interpolation_goes_from_one_seed_to_the_other(pipe):
+    frames = seed_interpolation(pipe, "a cat", 3, 8, steps=4, truncation_psi=0.7)
+    assert frames.shape == (4, 3, 16, 16)
+    ends = pipe.generate(["a cat", "a cat"], [3, 8], truncation_psi=0.7)
+    torch.testing.assert_close(frames[0], ends[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(frames[-1], ends[1], atol=1e-4, rtol=0)
+    assert (frames[1] - ends[0]).abs().mean() > 1e-3 and (frames[1] - frames[2]).abs().mean() > 1e-3
+    with pytest.raises(ConfigError, match="steps >= 2"):
+        seed_interpolation(pipe, "a cat", 0, 1, steps=1)
 
 
 def test_save_gif_and_strip(tmp_path):

@@ -1,4 +1,5 @@
-"""The `fastt2i` command: one parser with a subcommand per job (data, train, generate, edit, eval, export, models)."""
+"""The `fastt2i` command: one parser with a subcommand per job (data, train, generate, edit, eval, export, models, upscale,
+serve)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastt2i import __version__
 from fastt2i.errors import Fastt2iError
 
 # Each module exposes `register(subparsers)`, which adds its subcommand and sets `func(args) -> int`.
-_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export", "models", "upscale"]
+_SUBCOMMANDS = ["data", "train", "generate", "edit", "eval", "export", "models", "upscale", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Prompt interpolation (same z; text embeddings and w interpolated) and writing frames as a GIF or a PNG strip."""
+"""Prompt interpolation (same z; text and w interpolated), seed interpolation (same text; w interpolated), and writing
+frames as a GIF or a PNG strip."""
 
 from __future__ import annotations
 
@@ -67,6 +68,38 @@ def prompt_interpolation(G: Any, a: Any, b: Any, seed: int, steps: int = 16,
         ws = torch.lerp(w_a, w_b, alpha)  # [1,num_ws,w_dim]
         frames.append(g.synthesis(ws, t_local, t_mask, noise_mode="const")[0])
     return torch.cat(frames).clamp(-1, 1)  # [steps,3,H,W]
+
+
+@torch.no_grad()
+def seed_interpolation(G: Any, text: Any, seed_a: int, seed_b: int, steps: int = 16,
+                       truncation_psi: float = 1.0) -> torch.Tensor:
+    """Frames morphing the image of seed_a into that of seed_b under one prompt: w = lerp(w_a, w_b, alpha).
+
+    w_a = mapping(z(seed_a), t_global) (truncated towards the text-conditioned mean when psi != 1), likewise w_b;
+    the frames interpolate linearly in W, the space where StyleGAN's perceptual path length is measured
+    (Karras et al. 2019, sec. 4.1), with alpha in linspace(0, 1, steps): the end frames are the plain generations.
+
+    Args:
+        G: a GAN pipeline (prompt strings) or generator (embeddings).
+        text: the prompt (string, TextEmbedding or (tokens, mask, pooled) with batch 1).
+        seed_a: first seed.
+        seed_b: last seed.
+        steps: frames (>= 2).
+        truncation_psi: text-conditioned truncation (GigaGAN sec. 5) of w_a and w_b.
+    Returns:
+        [steps,3,H,W] in [-1,1].
+    """
+    if not isinstance(steps, int) or steps < 2:
+        raise ConfigError(f"interpolation needs steps >= 2, got {steps!r}")
+    g = generator_of(G)
+    tokens, mask, pooled = text_triple(G, text)
+    t_local, t_mask, t_global = g.text_condition(tokens, mask, pooled)
+    z = latents(G, [seed_a, seed_b])  # [2,z_dim]
+    ws = truncated_ws(g, z, t_global.expand(2, -1), truncation_psi)  # [2,num_ws,w_dim]
+    alphas = torch.linspace(0, 1, steps, device=ws.device)[:, None, None]  # [steps,1,1]
+    frames = torch.lerp(ws[:1], ws[1:], alphas)  # [steps,num_ws,w_dim]
+    out = g.synthesis(frames, t_local.expand(steps, -1, -1), t_mask.expand(steps, -1), noise_mode="const")[0]
+    return out.clamp(-1, 1)  # [steps,3,H,W]
 
 
 def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomerang: bool = False) -> Path:
