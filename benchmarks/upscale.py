@@ -3,6 +3,7 @@
     python benchmarks/upscale.py --data /root/data/emoji256
     python benchmarks/upscale.py --data /root/data/emoji256 --grid docs/upscale-grid.png --references
     python benchmarks/upscale.py --data /root/data/emoji256 --model runs/upsampler/export --num 500
+    python benchmarks/upscale.py --model noise=runs/up-noise --model no-noise=runs/up-nonoise   # an ablation pair
 
 The ground truth is the `val` split held out exactly as training holds it out: `fastt2i.data.open_dataset` with the
 same `val_fraction` (0.05) and `split_by` ("key") defaults as `TrainConfig`. Each image's 64 px input is made with
@@ -40,10 +41,7 @@ from fastt2i.metrics.upscale import (
 )
 from fastt2i.training.config import TrainConfig
 
-try:  # the upsampler's pipeline (issue 14); the benchmark runs the baselines without it
-    from fastt2i.inference.upsampler import UpsamplerPipeline
-except ImportError:  # pragma: no cover - only before the upsampler lands
-    UpsamplerPipeline = None
+from fastt2i.inference import load_upsampler as load_upsampler_pipeline
 
 UpscaleFactory = Callable[[], UpscaleFn]  # a fresh upscale_fn per pass (its seeds count from 0)
 
@@ -52,12 +50,10 @@ def load_upsampler(path: str, device: torch.device) -> UpscaleFactory:
     """The `--model` hook: an upsampler export -> a factory of `upscale_fn(lr [B,3,64,64] in [-1,1], captions) ->
     [B,3,256,256]`, the export loaded once.
 
-    Uses `fastt2i.inference.upsampler.UpsamplerPipeline` when it is importable. Each upscale_fn gives the i-th image
-    it is handed seed i (counted over its calls), so its outputs do not depend on the batch size.
+    Each upscale_fn gives the i-th image it is handed seed i (counted over its calls), so its outputs do not depend
+    on the batch size.
     """
-    if UpsamplerPipeline is None:
-        raise SystemExit(f"--model {path}: no upsampler loader yet (fastt2i.inference.upsampler is not importable)")
-    pipe = UpsamplerPipeline.from_pretrained(path, device=device).eval()
+    pipe = load_upsampler_pipeline(path, device=device).eval()
 
     def make() -> UpscaleFn:
         count = 0
@@ -166,7 +162,9 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=None, help="at most this many validation images (default: all)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default=None, help="default: cuda if available")
-    ap.add_argument("--model", default=None, metavar="PATH", help="an upsampler export to score beside the baselines")
+    ap.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
+                    help="an upsampler (bundled name, export or run directory) to score beside the baselines; "
+                         "repeatable, NAME labels its row")
     ap.add_argument("--grid", default=None, metavar="PNG", help="write the side-by-side comparison here")
     ap.add_argument("--grid-n", type=int, default=6, help="images (columns) in the grid")
     ap.add_argument("--seed", type=int, default=0, help="seed of the patch-FD crops")
@@ -181,8 +179,10 @@ def main() -> None:
                                  split_by=args.split_by, num=args.num)
     t_load = time.perf_counter() - t0
     factories: dict[str, UpscaleFactory] = {name: (lambda fn=fn: fn) for name, fn in BASELINES.items()}
-    if args.model:
-        factories["model"] = load_upsampler(args.model, dev)
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        name, path = (name, path) if sep else (Path(spec).name or spec, spec)
+        factories[name] = load_upsampler(path, dev)
     methods = {name: make() for name, make in factories.items()}
     if args.grid:  # evenly spaced over the split (it is in shard order: style, then code point)
         idx = np.linspace(0, hr.shape[0] - 1, min(args.grid_n, hr.shape[0])).round().astype(int).tolist()
