@@ -1,11 +1,11 @@
-"""The models a server holds: loaded once at start through `load_pipeline`, with an in-memory text-embedding cache.
+"""The models a server holds: loaded once at start through `load_pipeline`, with an in-memory text-embedding cache
+(`fastt2i.text.cache.MemoryTextCache`).
 
 Requests name a model only by the name it was loaded under; nothing a request sends is ever resolved as a path.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,65 +16,9 @@ from fastt2i.errors import ConfigError
 from fastt2i.inference import bundle_card, bundled_models, load_pipeline, resolve_model
 from fastt2i.inference.gigagan import GigaGANPipeline
 from fastt2i.inference.paella import PaellaPipeline
-from fastt2i.text.base import TextEmbedding, TextEncoder, check_texts
+from fastt2i.text.cache import MemoryTextCache
 
 GAN, PAELLA = "gan", "paella"
-
-
-class MemoryTextCache(TextEncoder):
-    """An LRU of text embeddings in memory, in front of a frozen encoder: `encode` returns, for each text, what
-    `encoder.encode([text])` returned (each text encoded alone, so a text's embedding never depends on the other
-    texts of a batch), zero-padded to the longest text of the batch (`TextEmbedding.cat`).
-
-    `stats` counts `hits` and `misses` (texts).
-
-    Args:
-        encoder: the frozen text encoder of a pipeline.
-        size: texts kept (least recently used dropped first); 0 keeps none.
-    """
-
-    def __init__(self, encoder: TextEncoder, size: int = 1024):
-        super().__init__(trainable=False)
-        if getattr(encoder, "trainable", False):
-            raise ConfigError(f"cannot cache the trainable text encoder {getattr(encoder, 'name', '?')!r}")
-        self.encoder = encoder
-        self.name, self.dim, self.pooled_dim = encoder.name, encoder.dim, encoder.pooled_dim
-        self.max_length = getattr(encoder, "max_length", 0)
-        self.size = int(size)
-        self._rows: OrderedDict[str, TextEmbedding] = OrderedDict()  # text -> [1,L,D] / [1,L] / [1,P]
-        self.stats = {"hits": 0, "misses": 0}
-        self._finish_init()
-
-    def _weights_id(self) -> str:
-        return self.encoder._weights_id()
-
-    def _encode(self, texts: list[str]) -> TextEmbedding:
-        return self.encoder.encode(texts)
-
-    @property
-    def identity(self) -> str:
-        return self.encoder.identity
-
-    def encode(self, texts: Sequence[str]) -> TextEmbedding:
-        """TextEmbedding (tokens [B,L,D], mask [B,L], pooled [B,P]) of B texts, each from the cache or encoded alone."""
-        texts = check_texts(texts)
-        if not texts:
-            return self.encoder.encode([])
-        rows = []
-        for text in texts:
-            row = self._rows.get(text)
-            if row is None:
-                self.stats["misses"] += 1
-                row = self.encoder.encode([text])
-                if self.size:
-                    self._rows[text] = row
-                    while len(self._rows) > self.size:
-                        self._rows.popitem(last=False)
-            else:
-                self.stats["hits"] += 1
-                self._rows.move_to_end(text)
-            rows.append(row)
-        return TextEmbedding.cat(rows)
 
 
 @dataclass

@@ -2,13 +2,14 @@
 
 from fastt2i.text.batcher import TextBatcher
 from fastt2i.text.base import TextEmbedding, TextEncoder, masked_mean
-from fastt2i.text.cache import CachedTextEncoder, default_cache_dir
+from fastt2i.text.cache import CachedTextEncoder, MemoryTextCache, default_cache_dir
 from fastt2i.text.registry import DEFAULT_TEXT_ENCODER, TEXT_ENCODERS, load_encoder, load_text_encoder, parse_spec
 
 __all__ = [
     "CachedTextEncoder",
     "DEFAULT_TEXT_ENCODER",
     "TEXT_ENCODERS",
+    "MemoryTextCache",
     "TextBatcher",
     "TextEmbedding",
     "TextEncoder",

@@ -1,10 +1,12 @@
-"""On-disk text-embedding cache: one safetensors file per (encoder identity, text), written atomically."""
+"""Text-embedding caches: on disk (one safetensors file per (encoder identity, text), written atomically) and an
+in-memory LRU (`MemoryTextCache`, for servers)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -194,3 +196,59 @@ class CachedTextEncoder(TextEncoder):
 
     def extra_repr(self) -> str:
         return f"cache_dir={str(self.cache_dir)!r}"
+
+
+class MemoryTextCache(TextEncoder):
+    """An LRU of text embeddings in memory, in front of a frozen encoder: `encode` returns, for each text, what
+    `encoder.encode([text])` returned (each text encoded alone, so a text's embedding never depends on the other
+    texts of a batch), zero-padded to the longest text of the batch (`TextEmbedding.cat`).
+
+    `stats` counts `hits` and `misses` (texts).
+
+    Args:
+        encoder: the frozen text encoder of a pipeline.
+        size: texts kept (least recently used dropped first); 0 keeps none.
+    """
+
+    def __init__(self, encoder: TextEncoder, size: int = 1024):
+        super().__init__(trainable=False)
+        if getattr(encoder, "trainable", False):
+            raise ConfigError(f"cannot cache the trainable text encoder {getattr(encoder, 'name', '?')!r}")
+        self.encoder = encoder
+        self.name, self.dim, self.pooled_dim = encoder.name, encoder.dim, encoder.pooled_dim
+        self.max_length = getattr(encoder, "max_length", 0)
+        self.size = int(size)
+        self._rows: OrderedDict[str, TextEmbedding] = OrderedDict()  # text -> [1,L,D] / [1,L] / [1,P]
+        self.stats = {"hits": 0, "misses": 0}
+        self._finish_init()
+
+    def _weights_id(self) -> str:
+        return self.encoder._weights_id()
+
+    def _encode(self, texts: list[str]) -> TextEmbedding:
+        return self.encoder.encode(texts)
+
+    @property
+    def identity(self) -> str:
+        return self.encoder.identity
+
+    def encode(self, texts: Sequence[str]) -> TextEmbedding:
+        """TextEmbedding (tokens [B,L,D], mask [B,L], pooled [B,P]) of B texts, each from the cache or encoded alone."""
+        texts = check_texts(texts)
+        if not texts:
+            return self.encoder.encode([])
+        rows = []
+        for text in texts:
+            row = self._rows.get(text)
+            if row is None:
+                self.stats["misses"] += 1
+                row = self.encoder.encode([text])
+                if self.size:
+                    self._rows[text] = row
+                    while len(self._rows) > self.size:
+                        self._rows.popitem(last=False)
+            else:
+                self.stats["hits"] += 1
+                self._rows.move_to_end(text)
+            rows.append(row)
+        return TextEmbedding.cat(rows)
