@@ -111,11 +111,17 @@ def test_page_loads_and_a_slider_move_changes_the_image(page):
     wait_until(lambda: "truncation" in driver.find_element("id", "status").text, "the truncation render")
     after = image_bytes(driver)
     assert version(driver) > v0 and after != before
-    driver.find_element("id", "seed-alpha")  # present; disabled until the library has seed interpolation
     move_slider(driver, "alpha", 15, "RIGHT")  # prompt interpolation to the end: "blue heart"
     wait_until(lambda: "prompt interpolation" in driver.find_element("id", "status").text, "the interpolation")
     wait_until(lambda: driver.find_element("css selector", 'output[for="alpha"]').text == "1.00", "alpha 1")
-    assert image_bytes(driver) not in (before, after)
+    prompt_end = image_bytes(driver)
+    assert prompt_end not in (before, after)
+    seed_slider = driver.find_element("id", "seed-alpha")
+    assert seed_slider.is_enabled()  # a GAN: fastt2i.editing.seed_interpolation
+    move_slider(driver, "seed-alpha", 8, "RIGHT")  # seed A -> seed B, half-way
+    wait_until(lambda: "seed interpolation" in driver.find_element("id", "status").text, "the seed interpolation")
+    assert "error" not in driver.find_element("id", "status").get_attribute("class")
+    assert image_bytes(driver) not in (before, after, prompt_end)
 
 
 def test_interpolation_gif_downloads(page):
