@@ -55,7 +55,7 @@ def test_registry_is_read_only():
 
 
 def test_unknown_family_or_preset_names_the_choices():
-    with pytest.raises(ConfigError, match="choose one of: emoji-clip, emoji-net, gigagan, paella, stylegan-t, vqgan"):
+    with pytest.raises(ConfigError, match="choose one of: emoji-clip, emoji-net, gigagan, paella, stylegan-t, upsampler, vqgan"):
         run_preset("nope")
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*tiny"):
         run_preset("gigagan", "nope")
@@ -111,3 +111,13 @@ def test_presets_live_in_training_not_in_the_cli():
     users = [p for d in ("tests", "benchmarks") for p in (ROOT / d).rglob("*.py")
              if p not in exempt and "fastt2i.cli.train import" in p.read_text()]
     assert not users, f"import presets from fastt2i.training.presets, not the CLI: {users}"
+
+
+@pytest.mark.parametrize("family", ["gigagan", "stylegan-t"])
+def test_variant_presets_change_only_the_caption_forms(family):
+    base, cv = run_preset(family, "emoji64"), run_preset(family, "emoji64-variants")
+    assert cv.train.caption_variants == "full:2,name:1,name_style:1,name_category:1,keywords:1"
+    assert base.train.caption_variants == ""
+    same = dataclasses.replace(cv, train=dataclasses.replace(cv.train, caption_variants="",
+                                                             run_dir=base.train.run_dir))
+    assert same == base
