@@ -31,13 +31,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from fastt2i.data import open_dataset
-from fastt2i.data.stats import SKIP
 from fastt2i.data.transforms import downsample_antialiased
 from fastt2i.metrics.emoji import EmojiNetFeatures
 from fastt2i.metrics.stats import FeatureStats, frechet_distance_stats
 from fastt2i.metrics.upscale import (
-    BASELINES, CROP_SIZE, CROPS_PER_IMAGE, UpscaleFn, crop_positions, evaluate_upscalers, take_crops,
+    BASELINES, CROP_SIZE, CROPS_PER_IMAGE, UpscaleFn, crop_positions, evaluate_upscalers, load_hr_split, take_crops,
 )
 from fastt2i.training.config import TrainConfig
 
@@ -92,27 +90,6 @@ def crop_noise_floor(hr: torch.Tensor, device: torch.device, batch_size: int = 3
             pos = crop_positions(x.shape[0], x.shape[-2], x.shape[-1], start=s, seed=seed)
             st.update(net(take_crops(x, pos)))
     return frechet_distance_stats(*stats)
-
-
-def load_split(data: str, split: str, resolution: int, *, val_fraction: float, split_by: str,
-               caption_field: str | None = None, num: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
-    """(uint8 [N,3,R,R], captions, keys) of one split, read in the dataset's order through `open_dataset` (shards,
-    npz, folder or manifest), bad samples dropped."""
-    ds = open_dataset(data, resolution=resolution, split=split, val_fraction=val_fraction, split_by=split_by,
-                      caption_field=caption_field)
-    items = iter(ds) if getattr(ds, "is_iterable", False) else (ds[i] for i in range(len(ds)))
-    images, captions, keys = [], [], []
-    for it in items:
-        if SKIP in it:
-            continue
-        images.append(((it["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))  # [3,R,R], exact
-        captions.append(it["caption"])
-        keys.append(it["key"])
-        if num is not None and len(images) >= num:
-            break
-    if not images:
-        raise SystemExit(f"{data}: split {split!r} has no usable images")
-    return torch.stack(images), captions, keys
 
 
 def label(text: str, width: int, height: int, background: int = 225) -> Image.Image:
@@ -175,7 +152,7 @@ def main() -> None:
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     t0 = time.perf_counter()
-    hr, captions, _ = load_split(args.data, args.split, args.resolution, val_fraction=args.val_fraction,
+    hr, captions, _ = load_hr_split(args.data, args.split, args.resolution, val_fraction=args.val_fraction,
                                  split_by=args.split_by, num=args.num)
     t_load = time.perf_counter() - t0
     factories: dict[str, UpscaleFactory] = {name: (lambda fn=fn: fn) for name, fn in BASELINES.items()}

@@ -164,3 +164,13 @@ def test_upscale_and_generate_upscale_cli(run_dir, tmp_path):
     assert isinstance(pipe, UpscaledPipeline) and pipe.resolution == 32
     with pytest.raises(ConfigError, match="is an upsampler"):
         load_pipeline(run_dir)
+
+
+def test_evaluation_scores_the_validation_split(tmp_path, tiny, npz32):
+    tr = built(tiny(tmp_path, "eval", train={"data": str(npz32)}))
+    res = tr.evaluate()
+    n = len(tr._val[1])  # the held-out split (5% of 48 images by key hash)
+    assert n >= 1 and set(res) == {f"patchfd_emojinet_{n}", f"psnr_{n}", f"ssim_{n}", f"lrpsnr_{n}"}
+    assert all(math.isfinite(v) for v in res.values()) and 0 < res[f"ssim_{n}"] <= 1
+    with pytest.raises(ConfigError, match="unknown upscaler metric"):
+        tiny(tmp_path, eval_metrics="fid")

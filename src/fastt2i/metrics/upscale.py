@@ -36,6 +36,8 @@ from kornia.metrics import ssim as kornia_ssim
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fastt2i.data import open_dataset
+from fastt2i.data.stats import SKIP
 from fastt2i.data.transforms import downsample_antialiased, mix64
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.metrics.emoji import EmojiNetFeatures
@@ -53,6 +55,29 @@ SSIM_WINDOW = 11
 FD_SIZE = 64  # side of the whole-image FD (emoji-net's native resolution)
 CROPS_PER_IMAGE = 4
 CROP_SIZE = 64
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def load_hr_split(data: str, split: str, resolution: int, *, val_fraction: float, split_by: str,
+               caption_field: str | None = None, num: int | None = None) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(uint8 [N,3,R,R], captions, keys) of one split, read in the dataset's order through `open_dataset` (shards,
+    npz, folder or manifest), bad samples dropped."""
+    ds = open_dataset(data, resolution=resolution, split=split, val_fraction=val_fraction, split_by=split_by,
+                      caption_field=caption_field)
+    items = iter(ds) if getattr(ds, "is_iterable", False) else (ds[i] for i in range(len(ds)))
+    images, captions, keys = [], [], []
+    for it in items:
+        if SKIP in it:
+            continue
+        images.append(((it["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))  # [3,R,R], exact
+        captions.append(it["caption"])
+        keys.append(it["key"])
+        if num is not None and len(images) >= num:
+            break
+    if not images:
+        raise DataError(f"{data}: split {split!r} has no usable images")
+    return torch.stack(images), captions, keys
+
 
 
 # ------------------------------------------------------------------------------------------------------ baselines

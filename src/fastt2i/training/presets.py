@@ -354,7 +354,8 @@ def upsampler_tiny() -> UpsamplerRunConfig:
         train=TrainConfig(run_dir="runs/upsampler-tiny", resolution=32, batch_size=8, kimg=0.032,
                           snapshot_kimg=0.016, sample_kimg=0.032, eval_kimg=0, log_every=1, num_workers=0,
                           ema_kimg=0.01, ema_rampup=None, text_encoder="t5-tiny-random"),
-        r1_every=2, style_mixing_prob=0.5, sample_prompts=("a cat",), sample_seeds=(0,), eval_num=64)
+        r1_every=2, style_mixing_prob=0.5, sample_prompts=("a cat",), sample_seeds=(0,), eval_num=16,
+        eval_metrics="patchfd,psnr,ssim,lrpsnr")
 
 
 def upsampler_emoji(crop: int = 128) -> UpsamplerRunConfig:
@@ -375,7 +376,7 @@ def upsampler_emoji(crop: int = 128) -> UpsamplerRunConfig:
     return UpsamplerRunConfig(
         generator=UPSAMPLER_PRESETS.build("emoji"), discriminator=d,
         train=TrainConfig(run_dir="runs/upsampler-emoji256", resolution=256, batch_size=16, kimg=300,
-                          snapshot_kimg=5, sample_kimg=2, eval_kimg=0, log_every=20, ema_kimg=10,
+                          snapshot_kimg=5, sample_kimg=2, eval_kimg=20, log_every=20, ema_kimg=10,
                           text_encoder="minilm", mixed_precision="bf16"),
         g_lr=0.0025, d_lr=0.0025, r1_gamma=0.2, r1_every=16, attention_weight_decay=0.01, crop=crop,
         perceptual_weight=1.0, perceptual_net="emoji-clip", noise_aug_sigma=0.1, sample_seeds=(0,),

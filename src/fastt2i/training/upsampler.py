@@ -27,6 +27,8 @@ from torch import nn
 from fastt2i.data.transforms import downsample_antialiased
 from fastt2i.errors import ConfigError
 from fastt2i.losses.perceptual import PerceptualLoss, load_perceptual_network
+from fastt2i.metrics.registry import count_tag
+from fastt2i.metrics.upscale import CROP_SIZE, evaluate_upscaler, load_hr_split, parse_upscale_metrics
 from fastt2i.models.gigagan import GigaGANDiscriminatorConfig, GigaGANUpsampler, GigaGANUpsamplerConfig
 from fastt2i.noise import seed_noise
 from fastt2i.training.config import TrainConfig
@@ -47,8 +49,10 @@ class UpsamplerRunConfig(GigaGANRunConfig):
         noise_aug_sigma: largest std of the Gaussian noise added to the low-res input (in [-1,1] units); 0 = off.
         crop: train on random square crops of this side of the high-res images (0 = whole images); the network is
             convolutional with attention at fixed depths, so it runs at full size afterwards.
-        sample_seeds / sample_prompts: the sample grid shows validation-free fixed inputs: the real images of the
-            first batch, upsampled (prompts are unused here: each image has its own caption).
+        eval_metrics: what `evaluate` computes every `train.eval_kimg` (`fastt2i.metrics.upscale` names: patchfd,
+            fd64, psnr, ssim, lrpsnr) on the first `eval_num` validation images.
+        sample_seeds / sample_prompts: unused by the sample grid, which shows the first training batch's images
+            (input, output, ground truth), each under its own caption.
     """
 
     generator: GigaGANUpsamplerConfig = field(default_factory=GigaGANUpsamplerConfig)
@@ -60,7 +64,7 @@ class UpsamplerRunConfig(GigaGANRunConfig):
     perceptual_net: str = "emoji-clip"
     noise_aug_sigma: float = 0.1
     crop: int = 0
-    eval_metrics: str = "patchfd_emojinet,fd64_emojinet,psnr,ssim,lrpsnr"
+    eval_metrics: str = "patchfd,fd64,psnr,ssim,lrpsnr"
     eval_num: int = 512
 
     def _check_resolutions(self) -> None:
@@ -86,6 +90,7 @@ class UpsamplerRunConfig(GigaGANRunConfig):
                               f"got {d.image_channels}")
         if self.perceptual_weight < 0 or self.noise_aug_sigma < 0:
             raise ConfigError("perceptual_weight and noise_aug_sigma must be >= 0")
+        parse_upscale_metrics(self.eval_metrics)
         if self.vision_aided_weight > 0:
             raise ConfigError("the vision-aided D is not wired for the upsampler (its probe works at 64 px); set "
                               "vision_aided_weight=0")
@@ -106,6 +111,7 @@ class UpsamplerTrainer(GigaGANTrainer):
         if cfg.perceptual_weight > 0:
             self.perceptual = PerceptualLoss(load_perceptual_network(cfg.perceptual_net, self.device))
         self._grid_batch: dict[str, Any] | None = None
+        self._val: tuple[torch.Tensor, list[str]] | None = None  # the evaluation's ground truth (loaded once)
 
     # ------------------------------------------------------------------------------------------------ pieces
     def low_res(self, images: torch.Tensor) -> torch.Tensor:
@@ -194,8 +200,27 @@ class UpsamplerTrainer(GigaGANTrainer):
         return torch.cat([near, out.to(hr.device), hr])
 
     def evaluate(self) -> dict[str, Any] | None:
-        """Not run during training yet: `benchmarks/upscale.py --model EXPORT` evaluates an export."""
-        return None
+        """`fastt2i.metrics.upscale` on the first `eval_num` images of the validation split (held out as training
+        holds it out), the EMA upsampler with seed i for image i: patchfd_emojinet, fd64_emojinet, psnr, ssim,
+        lrpsnr, each named with its image count (e.g. `patchfd_emojinet_512`)."""
+        tc, cfg = self.train_cfg, self.config
+        if self._val is None:
+            hr, captions, _ = load_hr_split(tc.data, "val", tc.resolution, val_fraction=tc.val_fraction,
+                                            split_by=tc.split_by, caption_field=tc.caption_field, num=cfg.eval_num)
+            self._val = (hr, captions)
+        hr, captions = self._val
+        seen = 0
+
+        def upscale(lr: torch.Tensor, caps: list[str]) -> torch.Tensor:
+            nonlocal seen
+            seeds = list(range(seen, seen + lr.shape[0]))
+            seen += lr.shape[0]
+            return self.upscale(lr, caps, seeds)
+
+        res = evaluate_upscaler(upscale, hr, captions, scale=cfg.generator.scale, batch_size=16, device=self.device,
+                                progress=False, metrics=cfg.eval_metrics, crop_size=min(CROP_SIZE, tc.resolution // 2))
+        tag = count_tag(len(captions))
+        return {f"{k}_{tag}": v for k, v in res.items()}
 
     def export(self, path: Path) -> Path:
         """The EMA upsampler's `save_pretrained(path, text_encoder=train.text_encoder)`."""
