@@ -171,7 +171,7 @@ class UpsamplerTrainer(GigaGANTrainer):
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         captions = list(batch["caption"])
         if self._grid_batch is None:  # the sample grid's fixed inputs: the first batch's images and captions
-            n = min(len(captions), 8)
+            n = min(len(captions), 4)  # 3 rows of 4: the logger's grid is about square (4 columns for 12 tiles)
             self._grid_batch = {"image": batch["image"][:n].detach().clone(), "caption": captions[:n]}
         text = self.text(captions)
         images = self.random_crop(batch["image"])
@@ -190,7 +190,7 @@ class UpsamplerTrainer(GigaGANTrainer):
         return G(lr.to(self.device), z, self.text(prompts), noise_mode="const")[0].float()
 
     def sample_grid(self) -> torch.Tensor | None:
-        """Rows: the low-res input (nearest-upsampled), the EMA upsampler's output, the ground truth."""
+        """Rows: the low-res input (nearest-upsampled), the EMA upsampler's output, the ground truth (4 columns)."""
         if self._grid_batch is None:
             return None
         hr = self._grid_batch["image"].float()
