@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fastt2i.errors import ConfigError
 from fastt2i.models.gigagan import UPSAMPLER_PRESETS, GigaGANUpsampler, GigaGANUpsamplerConfig
@@ -55,6 +56,19 @@ def test_input_skip_carries_the_input_when_the_residuals_are_zero():
         expected = upsample_images(lr) if skip else torch.zeros(2, 3, 32, 32)
         torch.testing.assert_close(out[0], expected)
         torch.testing.assert_close(out[1], lr if skip else torch.zeros_like(lr))
+
+
+def test_bicubic_skip_with_zero_rgb_starts_as_bicubic_interpolation():
+    up = _tiny(skip_filter="bicubic", zero_rgb_init=True)
+    lr = torch.rand(2, 3, 16, 16) * 2 - 1
+    out = up(lr, torch.randn(2, up.z_dim), _text(2, 32))
+    torch.testing.assert_close(out[0], F.interpolate(lr, size=(32, 32), mode="bicubic", align_corners=False))
+    torch.testing.assert_close(out[1], lr)
+    loss = out[0].square().mean()
+    loss.backward()
+    assert all(t.conv.weight.grad.abs().sum() > 0 for t in up.torgb)  # the zero toRGB weights still learn
+    with pytest.raises(ConfigError, match="skip_filter"):
+        dataclasses.replace(UPSAMPLER_PRESETS.build("tiny"), skip_filter="lanczos")
 
 
 def test_output_depends_on_input_text_and_z():

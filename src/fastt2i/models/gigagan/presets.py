@@ -129,12 +129,14 @@ def upsampler_emoji() -> GigaGANUpsamplerConfig:
 
     Widths 128/128/64/32/16/16 at 8..256 px (conv cost roughly flat per resolution), self- and cross-attention at
     8 and 16 px, adaptive kernel banks of 2/4/4 at 8/16/32 px, a 3-level output pyramid (256, 128, 64) for the
-    multi-scale D. See its docstring's cost line in `docs/training-runs.md` (measured by `benchmarks/train_step.py`).
+    multi-scale D. The output is bicubic(input) plus the learned residuals, toRGB started at zero: the untrained
+    network is bicubic interpolation (5 kimg of the bilinear skip path with random toRGB were still worse than
+    bicubic; docs/training-runs.md). Cost: docs/training-runs.md.
     """
     return GigaGANUpsamplerConfig(
         input_resolution=64, output_resolution=256, down_blocks=3, channels=(128, 128, 64, 32, 16, 16),
         layers_per_block=2, kernels=(2, 4, 4, 1, 1, 1), attention_resolutions=(8, 16), attention_dim_head=32,
-        pyramid_levels=3, z_dim=128, w_dim=256, text_encoder="minilm", text_dim=384, text_width=128,
+        skip_filter="bicubic", zero_rgb_init=True, pyramid_levels=3, z_dim=128, w_dim=256, text_encoder="minilm", text_dim=384, text_width=128,
         text_attn_layers=2, text_heads=4, mapping_layers=4,
     )
 

@@ -17,7 +17,8 @@ Structure (``s = output_resolution / input_resolution``, a power of two; ``D = d
   Its own mapping: real training images have no base-model w, so the upsampler cannot take the base's; a chained
   call gives it the same text and the same per-seed z.
 * Output: the StyleGAN2 skip architecture from the input resolution up, rgb_R = up(rgb_{R/2}) + toRGB_R(x_R), started
-  from the input image itself when `input_skip` (the network then learns the missing detail, not the colours); the
+  from the input image itself when `input_skip` (the network then learns the missing detail, not the colours; or
+  bicubic(lr) added at each output level, `skip_filter="bicubic"`, with toRGB started at zero); the
   returned pyramid is rgb at the `pyramid_levels` finest resolutions, finest first (for the multi-scale D, sec. 3.4).
 """
 
@@ -28,6 +29,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastt2i.errors import ConfigError
@@ -56,7 +58,13 @@ class GigaGANUpsamplerConfig:
         kernels: adaptive kernel bank size per decoder resolution (1 = plain modulated conv).
         attention_resolutions: decoder resolutions with self-attention (w token) and cross-attention (t_local).
         attention_dim_head, attention_type, style_token, cross_attention, ff_mult: as in `GigaGANGeneratorConfig`.
-        input_skip: start the RGB skip path from the input image (learn a residual); False starts it at zero.
+        input_skip: add the input to the output (learn a residual); False: the network draws the whole image.
+        skip_filter: how the input reaches the output when `input_skip`: "bilinear" starts the StyleGAN2 RGB skip path
+            from the input (each level bilinearly upsamples the previous one), "bicubic" adds bicubic(lr) at every
+            output level to a skip path of residuals started at zero (the untrained network is then bicubic
+            interpolation plus its toRGB terms).
+        zero_rgb_init: start every toRGB weight at zero, so that the untrained upsampler is exactly its skip filter
+            (training starts from the interpolation baseline instead of random residuals).
         pyramid_levels: output pyramid images (finest first) for the multi-scale D; <= log2(scale) + 1.
         z_dim, w_dim, text_encoder, text_dim, pooled_dim, text_width, text_attn_layers, text_heads, mapping_layers,
         mapping_lr_mul, use_noise, w_avg_beta, style_mixing_prob: as in `GigaGANGeneratorConfig`.
@@ -75,6 +83,8 @@ class GigaGANUpsamplerConfig:
     cross_attention: bool = True
     ff_mult: int = 2
     input_skip: bool = True
+    skip_filter: str = "bilinear"
+    zero_rgb_init: bool = False
     pyramid_levels: int = 3
     z_dim: int = 128
     w_dim: int = 512
@@ -115,6 +125,8 @@ class GigaGANUpsamplerConfig:
         if not 1 <= self.pyramid_levels <= self.scale_levels + 1:
             raise ConfigError(f"pyramid_levels must be in 1..{self.scale_levels + 1} (output {o} px down to the input "
                               f"{r} px), got {self.pyramid_levels}")
+        if self.skip_filter not in ("bilinear", "bicubic"):
+            raise ConfigError(f"skip_filter must be 'bilinear' or 'bicubic', got {self.skip_filter!r}")
         if self.attention_type not in ("l2", "dot"):
             raise ConfigError(f"attention_type must be 'l2' or 'dot', got {self.attention_type!r}")
         for name in ("z_dim", "w_dim", "text_dim", "text_width", "mapping_layers", "text_heads", "attention_dim_head"):
@@ -217,6 +229,9 @@ class GigaGANUpsampler(nn.Module, PretrainedMixin):
         # U-Net skips into the decoder at the resolutions the encoder has (decoder indices 1..d)
         self.skips = nn.ModuleList(EqualConv2d(c.channels[i], c.channels[i], 1, bias=False) for i in range(1, d + 1))
         self.torgb = nn.ModuleList(ToRGB(c.channels[i], c.w_dim) for i in range(d, n))
+        if c.zero_rgb_init:
+            for t in self.torgb:
+                nn.init.zeros_(t.conv.weight)
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -267,7 +282,8 @@ class GigaGANUpsampler(nn.Module, PretrainedMixin):
             feats.append(blk(feats[-1]))  # e_{r/2^k} [B,C_k,r/2^k,r/2^k]
         x = self.bottleneck(feats[-1], ws[:, 0], t_local, t_mask, noise_mode, generator)  # [B,C_0,r/2^d,r/2^d]
         k = 1  # next style index
-        img = lr.float() if c.input_skip else torch.zeros_like(lr, dtype=torch.float32)  # RGB skip at r
+        bicubic = c.input_skip and c.skip_filter == "bicubic"
+        img = lr.float() if c.input_skip and not bicubic else torch.zeros_like(lr, dtype=torch.float32)  # skip at r
         pyramid: list[torch.Tensor] = []
         first_out = c.scale_levels + 1 - c.pyramid_levels  # index (from the input resolution) of the coarsest output
         for i, block in enumerate(self.up, start=1):
@@ -281,7 +297,13 @@ class GigaGANUpsampler(nn.Module, PretrainedMixin):
                 k += 1
                 img = img + rgb if i == d else upsample_images(img) + rgb  # [B,3,R_i,R_i]
                 if i - d >= first_out:
-                    pyramid.append(img.contiguous())
+                    out = img
+                    if bicubic:  # output = bicubic(lr) + the residual skip path
+                        r_i = img.shape[-1]
+                        base = lr.float() if r_i == side else F.interpolate(lr.float(), size=(r_i, r_i),
+                                                                              mode="bicubic", align_corners=False)
+                        out = img + base
+                    pyramid.append(out.contiguous())
         return pyramid[::-1]
 
     def forward(
