@@ -3,8 +3,11 @@ frames as a GIF or a PNG strip."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -102,12 +105,11 @@ def seed_interpolation(G: Any, text: Any, seed_a: int, seed_b: int, steps: int =
     return out.clamp(-1, 1)  # [steps,3,H,W]
 
 
-def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomerang: bool = False) -> Path:
-    """Write frames [N,3,H,W] in [-1,1] as a looping GIF with Pillow.
+def gif_bytes(frames: torch.Tensor | np.ndarray, fps: float = 10.0, boomerang: bool = False) -> bytes:
+    """Frames [N,3,H,W] in [-1,1] (or uint8 [N,H,W,3]) as the bytes of a looping GIF (Pillow).
 
     Args:
         frames: the frames.
-        path: output .gif (parent directories created).
         fps: frames per second.
         boomerang: play forward then backward.
     """
@@ -119,9 +121,24 @@ def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomeran
     images = [Image.fromarray(a) for a in arr]
     if boomerang and len(images) > 2:
         images = images + images[-2:0:-1]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return buf.getvalue()
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 10.0, boomerang: bool = False) -> Path:
+    """Write frames [N,3,H,W] in [-1,1] as a looping GIF (`gif_bytes`); parent directories are created.
+
+    Args:
+        frames: the frames.
+        path: output .gif.
+        fps: frames per second.
+        boomerang: play forward then backward.
+    """
+    data = gif_bytes(frames, fps, boomerang)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    path.write_bytes(data)
     return path
 
 

@@ -22,11 +22,12 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fastt2i import __version__
+from fastt2i.editing import gif_bytes
 from fastt2i.errors import Fastt2iError
 from fastt2i.server import renderer
 from fastt2i.server.batching import BatchInfo, MicroBatcher, QueueFull
 from fastt2i.server.config import ServerConfig
-from fastt2i.server.images import UploadError, b64, gif_bytes, grid_png, png_bytes, read_image, read_mask, uint8
+from fastt2i.server.images import UploadError, b64, grid_png, png_bytes, read_image, read_mask, uint8
 from fastt2i.server.models import GAN, PAELLA, ModelEntry
 from fastt2i.server.schemas import (
     GenerateRequest,

@@ -42,16 +42,6 @@ def grid_png(images: np.ndarray, nrow: int) -> bytes:
     return buf.getvalue()
 
 
-def gif_bytes(frames: np.ndarray, fps: float = 10.0, boomerang: bool = False) -> bytes:
-    """uint8 [N,H,W,3] -> a looping GIF (as `fastt2i.editing.save_gif` writes, into memory)."""
-    images = [Image.fromarray(f) for f in frames]
-    if boomerang and len(images) > 2:
-        images = images + images[-2:0:-1]
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-    return buf.getvalue()
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
