@@ -253,7 +253,7 @@ def test_upscale_route_serves_a_real_upsampler_from_the_cli_loader(models, tmp_p
     GigaGANUpsampler(UPSAMPLER_PRESETS.build("tiny")).save_pretrained(tmp_path / "up-tiny",
                                                                      text_encoder="t5-tiny-random")
     ups = load_upsamplers([str(tmp_path / "up-tiny")], "cpu")
-    assert list(ups) == ["up-tiny"] and load_upsamplers(None, "cpu") == {}  # nothing is bundled yet
+    assert list(ups) == ["up-tiny"] and list(load_upsamplers(None, "cpu")) == ["upsampler-emoji256"]  # the bundle
     app = create_app({"gigagan-emoji64": models["gigagan-emoji64"]}, ServerConfig(), upsamplers=ups)
     with TestClient(app) as c:
         params = json.dumps({"prompt": "red heart", "seed": 2})
