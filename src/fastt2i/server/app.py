@@ -477,10 +477,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def library_error(_: Request, exc: Fastt2iError) -> JSONResponse:
         return error_response(422, str(exc))
 
-    @app.exception_handler(NotImplementedError)
-    async def not_implemented(_: Request, exc: NotImplementedError) -> JSONResponse:
-        return error_response(501, str(exc))
-
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
         LOG.exception("internal error", exc_info=exc)
