@@ -185,7 +185,7 @@ def test_init_from_continues_another_run_exactly_and_may_change_the_recipe(tmp_p
 def test_init_from_refuses_a_missing_source_and_other_networks(tmp_path):
     quiet = dict(synthetic=True, progress=False, tensorboard=False)
     missing = toy_config(tmp_path / "a", sample_kimg=0, eval_kimg=0, init_from=str(tmp_path / "nowhere"))
-    with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is neither a training state file nor a run"):
+    with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is neither a training state file, a run directory"):
         ToyTrainer(missing, **quiet).run()
     ToyTrainer(toy_config(tmp_path / "src", sample_kimg=0, eval_kimg=0, kimg=0.02), **quiet).run()
     other = toy_config(tmp_path / "b", sample_kimg=0, eval_kimg=0, init_from=str(tmp_path / "src"))

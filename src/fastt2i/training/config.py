@@ -50,6 +50,9 @@ class TrainConfig:
         init_from: fine-tune: a run directory (its newest training state) or a state file that a new run starts
             from -- weights, optimisers, EMAs, step and images shown -- under this config, which may differ from
             the source's wherever the networks do not (caption variants, learning rates, loss weights, kimg).
+            Or an export or a bundled model's name (the GANs): the generator and its EMA start from its weights,
+            the discriminator and the optimisers fresh, step and images shown from 0 (see the GANs'
+            `d_warmup_kimg`; set `ema_rampup` to null so that the EMA keeps its half-life from the start).
             Used only while run_dir has no state of its own; after that the run resumes as usual.
     """
 
@@ -101,7 +104,7 @@ class TrainConfig:
         need(self.keep_states >= 0, f"keep_states must be >= 0 (0 = keep all), got {self.keep_states}")
         need(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         need(self.init_from is None or bool(str(self.init_from).strip()),
-             "init_from must be a run directory or a state file, or null")
+             "init_from must be a run directory, a state file, an export or a bundled model's name, or null")
         try:
             parse_variants(self.caption_variants)
         except ConfigError as e:

@@ -71,6 +71,8 @@ class GigaGANRunConfig:
         sample_seeds: fixed seeds of the sample grid (columns).
         eval_metrics: metrics computed every `train.eval_kimg` (fastt2i.metrics names).
         eval_num: generated images per evaluation.
+        d_warmup_kimg: for this run's first N kimg only the discriminator trains (G and its EMA stay as they are):
+            a fresh D catches up with a G that `train.init_from` loaded from an export before G learns from it.
     """
 
     generator: GigaGANGeneratorConfig = field(default_factory=GigaGANGeneratorConfig)
@@ -94,10 +96,13 @@ class GigaGANRunConfig:
     sample_seeds: tuple[int, ...] = (0, 1, 2, 3)
     eval_metrics: str = "fd_emojinet,clipscore_emojiclip"
     eval_num: int = 10_000
+    d_warmup_kimg: float = 0.0
 
     def __post_init__(self) -> None:
         g, d, t = self.generator, self.discriminator, self.train
         self._check_resolutions()
+        if not 0 <= self.d_warmup_kimg < float("inf"):
+            raise ConfigError(f"d_warmup_kimg must be a finite number >= 0, got {self.d_warmup_kimg}")
         for name, spec in (("generator", g.text_encoder), ("discriminator", d.text_encoder)):
             if spec != t.text_encoder:
                 raise ConfigError(f"{name}.text_encoder {spec!r} differs from train.text_encoder {t.text_encoder!r}")
@@ -358,12 +363,22 @@ class GigaGANTrainer(Trainer):
         """Further weighted G terms {log name: (weight, value)}; none for the base generator."""
         return {}
 
+    @property
+    def trains_g(self) -> bool:
+        """Whether this step updates G: always, except during `d_warmup_kimg`."""
+        return self.cur_nimg >= self.config.d_warmup_kimg * 1000
+
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Any]:
         captions = list(batch["caption"])
         text = self.text(captions)
         losses = self.d_step(batch["image"], captions, text, step)
-        losses.update(self.g_step(captions, text))
+        if self.trains_g:
+            losses.update(self.g_step(captions, text))
         return {k: v.detach() for k, v in losses.items()}
+
+    def init_from_export(self, export: Path) -> None:
+        """G and its EMA from an exported generator (D and the optimisers start fresh)."""
+        self.load_generator_export(export, type(self.unwrap(self.G)), self.G, "G")
 
     # ------------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

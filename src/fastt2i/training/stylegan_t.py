@@ -93,6 +93,8 @@ class StyleGANTRunConfig:
         sample_seeds: fixed seeds of the sample grid (columns).
         eval_metrics: metrics computed every `train.eval_kimg` (fastt2i.metrics names).
         eval_num: generated images per evaluation.
+        d_warmup_kimg: for this run's first N kimg only the discriminator's heads train (G and its EMA stay as they
+            are): a fresh D catches up with a G that `train.init_from` loaded from an export.
     """
 
     generator: StyleGANTGeneratorConfig = field(default_factory=StyleGANTGeneratorConfig)
@@ -114,9 +116,12 @@ class StyleGANTRunConfig:
     sample_seeds: tuple[int, ...] = (0, 1, 2, 3)
     eval_metrics: str = "fd_emojinet,clipscore_emojiclip"
     eval_num: int = 10_000
+    d_warmup_kimg: float = 0.0
 
     def __post_init__(self) -> None:
         g, d, t = self.generator, self.discriminator, self.train
+        if not 0 <= self.d_warmup_kimg < float("inf"):
+            raise ConfigError(f"d_warmup_kimg must be a finite number >= 0, got {self.d_warmup_kimg}")
         if g.resolution != t.resolution:
             raise ConfigError(f"generator.resolution ({g.resolution}) must equal train.resolution ({t.resolution})")
         if g.text_encoder != t.text_encoder:
@@ -466,8 +471,15 @@ class StyleGANTTrainer(Trainer):
         losses: dict[str, torch.Tensor] = {}
         if self.trains_d:
             losses.update(self.d_step(batch["image"], text, g_text))
-        losses.update(self.g_step(captions, text, g_text))
+        if self.cur_nimg >= self.config.d_warmup_kimg * 1000:
+            losses.update(self.g_step(captions, text, g_text))
         return losses
+
+    def init_from_export(self, export: Path) -> None:
+        """G and its EMA from an exported generator (full mode; D's heads and the optimisers start fresh)."""
+        if self.config.mode != "full":
+            raise ConfigError(f"train.init_from: mode={self.config.mode} starts from grow_from, not init_from")
+        self.load_generator_export(export, StyleGANTGenerator, self.G, "G")
 
     # ------------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -48,7 +48,9 @@ from torch import nn
 from fastt2i.config import to_json
 from fastt2i.data import make_loader, open_dataset
 from fastt2i.data.captions import CaptionVariants, field_by_key, parse_variants
-from fastt2i.errors import ConfigError, DataError
+from fastt2i.errors import AssetNotFoundError, ConfigError, DataError
+from fastt2i.inference.loader import bundled_models, resolve_model
+from fastt2i.serialization import read_export_config
 from fastt2i.training.config import find_train_config
 from fastt2i.training.ema import EMA
 from fastt2i.training.logging import RunLogger
@@ -75,6 +77,19 @@ from fastt2i.training.state import (
 
 STATE_FORMAT = "fastt2i.train_state"
 STATE_VERSION = 1
+
+
+def _export_dir(source: str) -> Path | None:
+    """The export directory `train.init_from` names (a bundled name, an export, a run dir's export/), or None."""
+    try:
+        path = resolve_model(source)
+    except (AssetNotFoundError, ConfigError):
+        return None
+    try:
+        read_export_config(path)
+    except (AssetNotFoundError, ConfigError):
+        return None
+    return path
 
 
 def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
@@ -473,12 +488,18 @@ class Trainer(abc.ABC):
         return None
 
     def _init_from(self, source: str) -> Path:
-        """Start this (new) run from another run's newest state, or a state file (`train.init_from`)."""
+        """Start this (new) run from another run's newest state, a state file, or an export (`train.init_from`)."""
         src = Path(source).expanduser()
-        path = src if src.is_file() else latest_state(src)
+        path = src if src.is_file() else (latest_state(src) if src.is_dir() else None)
         if path is None:
-            raise ConfigError(f"train.init_from: {src} is neither a training state file nor a run directory "
-                              "with one (state/state-*.pt)")
+            export = _export_dir(source)
+            if export is None:
+                raise ConfigError(f"train.init_from: {source} is neither a training state file, a run directory "
+                                  "with one (state/state-*.pt), an export nor a bundled model "
+                                  f"({', '.join(bundled_models())})")
+            self.init_from_export(export)
+            self._initialised_from = export
+            return export
         state = load_state(path)
         # the optimisers' hyperparameters (lr, betas, weight decay) are this config's, not the source's
         settings = [[{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
@@ -494,6 +515,33 @@ class Trainer(abc.ABC):
                               "a fine-tune may change the recipe, not the architecture") from None
         self._initialised_from = path
         return path
+
+    def init_from_export(self, export: Path) -> None:
+        """Start a new run from an inference export (`train.init_from` naming an export or a bundled model, e.g. to
+        fine-tune a bundle on other data or under another recipe): load what the export holds into the trained
+        networks and their EMAs; everything it lacks (a discriminator, the optimiser moments) starts fresh, and the
+        step and images shown from 0. This default: the family cannot (a ConfigError)."""
+        raise ConfigError(f"train.init_from: {export} is an export, and {type(self).__name__} starts only from a "
+                          "training state (a run directory or a state file)")
+
+    def load_generator_export(self, export: Path, cls: type, module: nn.Module, ema: str) -> None:
+        """`init_from_export` for a generator: `export`'s weights (an EMA generator) into `module` and the EMA
+        registered as `ema`. The export's architecture must be this run's, field for field (a ConfigError names the
+        differences)."""
+        meta = read_export_config(export)
+        if meta["class"] != cls.model_name:
+            raise ConfigError(f"train.init_from: {export} holds a {meta['class']!r} model; this run trains a "
+                              f"{cls.model_name!r}")
+        ours = json.loads(to_json(self.unwrap(module).config))
+        theirs = meta["config"]
+        diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        if diff:
+            shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:4])
+            raise ConfigError(f"train.init_from: {export}'s generator differs from this run's ({shown}); a fine-tune "
+                              "keeps the architecture: use the preset the export was trained with")
+        weights = cls.from_pretrained(export).state_dict()
+        self.unwrap(module).load_state_dict(weights)
+        self.ema(ema).load_state_dict(weights)
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):

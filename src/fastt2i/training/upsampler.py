@@ -177,7 +177,8 @@ class UpsamplerTrainer(GigaGANTrainer):
         images = self.random_crop(batch["image"])
         cond = self.augment(self.low_res(images))
         losses = self.d_step(images, captions, text, step, cond=cond)
-        losses.update(self.g_step(captions, text, cond=cond, images=images))
+        if self.trains_g:
+            losses.update(self.g_step(captions, text, cond=cond, images=images))
         return {k: v.detach() for k, v in losses.items()}
 
     # ------------------------------------------------------------------------------------------------ outputs
