@@ -48,11 +48,11 @@ from torch import nn
 from fastt2i.config import to_json
 from fastt2i.data import make_loader, open_dataset
 from fastt2i.data.captions import CaptionVariants, field_by_key, parse_variants
-from fastt2i.errors import AssetNotFoundError, ConfigError, DataError
-from fastt2i.inference.loader import bundled_models, resolve_model
-from fastt2i.serialization import read_export_config
+from fastt2i.errors import ConfigError, DataError
+from fastt2i.inference.loader import bundled_models
 from fastt2i.training.config import find_train_config
 from fastt2i.training.ema import EMA
+from fastt2i.training.finetune import find_export, load_generator_export
 from fastt2i.training.logging import RunLogger
 from fastt2i.training.runtime import (  # noqa: F401  (re-exported: trainers and tests import them from here)
     LossWindow,
@@ -77,19 +77,6 @@ from fastt2i.training.state import (
 
 STATE_FORMAT = "fastt2i.train_state"
 STATE_VERSION = 1
-
-
-def _export_dir(source: str) -> Path | None:
-    """The export directory `train.init_from` names (a bundled name, an export, a run dir's export/), or None."""
-    try:
-        path = resolve_model(source)
-    except (AssetNotFoundError, ConfigError):
-        return None
-    try:
-        read_export_config(path)
-    except (AssetNotFoundError, ConfigError):
-        return None
-    return path
 
 
 def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
@@ -492,7 +479,7 @@ class Trainer(abc.ABC):
         src = Path(source).expanduser()
         path = src if src.is_file() else (latest_state(src) if src.is_dir() else None)
         if path is None:
-            export = _export_dir(source)
+            export = find_export(source)
             if export is None:
                 raise ConfigError(f"train.init_from: {source} is neither a training state file, a run directory "
                                   "with one (state/state-*.pt), an export nor a bundled model "
@@ -525,23 +512,9 @@ class Trainer(abc.ABC):
                           "training state (a run directory or a state file)")
 
     def load_generator_export(self, export: Path, cls: type, module: nn.Module, ema: str) -> None:
-        """`init_from_export` for a generator: `export`'s weights (an EMA generator) into `module` and the EMA
-        registered as `ema`. The export's architecture must be this run's, field for field (a ConfigError names the
-        differences)."""
-        meta = read_export_config(export)
-        if meta["class"] != cls.model_name:
-            raise ConfigError(f"train.init_from: {export} holds a {meta['class']!r} model; this run trains a "
-                              f"{cls.model_name!r}")
-        ours = json.loads(to_json(self.unwrap(module).config))
-        theirs = meta["config"]
-        diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-        if diff:
-            shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:4])
-            raise ConfigError(f"train.init_from: {export}'s generator differs from this run's ({shown}); a fine-tune "
-                              "keeps the architecture: use the preset the export was trained with")
-        weights = cls.from_pretrained(export).state_dict()
-        self.unwrap(module).load_state_dict(weights)
-        self.ema(ema).load_state_dict(weights)
+        """`init_from_export` for a generator: `export`'s weights into `module` and the EMA registered as `ema`
+        (`fastt2i.training.finetune.load_generator_export`)."""
+        load_generator_export(export, cls, self.unwrap(module), self.ema(ema))
 
     def _to_device(self, batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):
