@@ -1,5 +1,5 @@
-"""`train.init_from` naming an export or a bundled model (the GANs): G and its EMA start from the export's weights, D and
-the optimisers fresh, step 0; `d_warmup_kimg` trains D alone first; architecture and class mismatches are refused."""
+"""`train.init_from` naming an export or a bundled model (GANs, Paella): the generator and its EMA start from the
+export's weights, D and the optimisers fresh, step 0; `d_warmup_kimg` trains D alone first; mismatches are refused."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from toy_trainer import ToyRunConfig, ToyTrainer
 from fastt2i.errors import ConfigError
 from fastt2i.inference.loader import resolve_model
 from fastt2i.models.gigagan import GigaGANGenerator
+from fastt2i.models.paella.denoiser import PaellaDenoiser
 from fastt2i.models.stylegan_t import StyleGANTGenerator
 from fastt2i.training import TrainConfig, latest_state, load_state
 from fastt2i.training.gigagan import GigaGANTrainer
+from fastt2i.training.paella import PaellaTrainer, random_tiny_vqgan
 from fastt2i.training.presets import families
 from fastt2i.training.stylegan_t import StyleGANTTrainer
 
@@ -123,3 +125,29 @@ def test_d_warmup_kimg_must_be_finite_and_not_negative(family):
     for bad in (-1.0, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="d_warmup_kimg must be a finite number >= 0"):
             dataclasses.replace(make(), d_warmup_kimg=bad)
+
+
+def test_paella_starts_its_token_model_from_a_bundle_on_that_bundles_vqgan(tmp_path, npz_data):
+    paella = families()["paella"].presets["tiny"]
+
+    def cfg(name, **train):
+        c = paella()
+        return dataclasses.replace(c, train=dataclasses.replace(
+            c.train, run_dir=str(tmp_path / name), data=str(npz_data), sample_kimg=0, eval_kimg=0, **train))
+
+    torch.manual_seed(0)
+    assert PaellaTrainer(cfg("src", kimg=0.016), tensorboard=False, progress=False).run().finished
+    bundle = tmp_path / "src" / "export"
+    weights = PaellaDenoiser.from_pretrained(bundle / "denoiser").state_dict()
+    trainer = PaellaTrainer(cfg("ft", kimg=0.008, init_from=str(bundle)), tensorboard=False, progress=False)
+    trainer.setup()
+    assert trainer._resume() == bundle and trainer.step == 0
+    for k, v in weights.items():
+        assert torch.equal(trainer.denoiser.state_dict()[k], v) and torch.equal(trainer.denoiser_ema.state_dict()[k], v)
+    # another VQGAN than the bundle's is refused: the token model knows only its own codebook
+    other = tmp_path / "other-vqgan"
+    random_tiny_vqgan(paella().model.codebook_size, seed=1).save_pretrained(other)
+    wrong = dataclasses.replace(cfg("wrong", kimg=0.008, init_from=str(bundle)), vqgan=str(other))
+    with pytest.raises(ConfigError, match=r"token model was trained on its own VQGAN, not on .*other-vqgan.*: set "
+                                          r"vqgan=.*export/vqgan"):
+        PaellaTrainer(wrong, tensorboard=False, progress=False).run()

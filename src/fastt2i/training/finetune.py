@@ -10,17 +10,18 @@ from torch import nn
 from fastt2i.config import to_json
 from fastt2i.errors import AssetNotFoundError, ConfigError
 from fastt2i.inference.loader import resolve_model
-from fastt2i.serialization import read_export_config
+from fastt2i.serialization import CONFIG_NAME, read_export_config
 
 
 def find_export(source: str) -> Path | None:
-    """The export directory that `source` names (a bundled name, an export, a run dir's export/), or None."""
+    """The export directory that `source` names (a bundled name, an export or a bundle such as Paella's, a run dir's
+    export/), or None."""
     try:
         path = resolve_model(source)
-        read_export_config(path)
-    except (AssetNotFoundError, ConfigError):
+        meta = json.loads((path / CONFIG_NAME).read_text())
+    except (AssetNotFoundError, ConfigError, OSError, ValueError):
         return None
-    return path
+    return path if isinstance(meta, dict) and "class" in meta and "format_version" in meta else None
 
 
 def load_generator_export(export: Path, cls: type, module: nn.Module, ema: nn.Module) -> None:

@@ -31,6 +31,7 @@ from fastt2i.models.paella.config import PaellaConfig
 from fastt2i.models.paella.denoiser import PaellaDenoiser
 from fastt2i.models.paella.presets import PAELLA_PRESETS
 from fastt2i.models.paella.vqgan import VQGAN, VQGANConfig
+from fastt2i.serialization import CONFIG_NAME
 from fastt2i.text.batcher import TextBatcher
 from fastt2i.training.config import TrainConfig
 from fastt2i.training.trainer import Trainer
@@ -274,6 +275,20 @@ class PaellaTrainer(Trainer):
         return out
 
     # ------------------------------------------------------------------------------------------------ state
+    def init_from_export(self, export: Path) -> None:
+        """The token model and its EMA from a Paella bundle (or a bare denoiser export); the optimiser starts fresh.
+        A bundle's VQGAN must be this run's (`vqgan`): its token model knows only that codebook."""
+        denoiser = export
+        if (export / "denoiser" / CONFIG_NAME).is_file():
+            denoiser = export / "denoiser"
+            theirs = VQGAN.from_pretrained(export / "vqgan").state_dict()
+            ours = self.vqgan.state_dict()
+            if theirs.keys() != ours.keys() or any(
+                    v.shape != ours[k].shape or not torch.equal(v, ours[k].cpu()) for k, v in theirs.items()):
+                raise ConfigError(f"train.init_from: {export}'s token model was trained on its own VQGAN, not on "
+                                  f"{self.config.vqgan!r}: set vqgan={export / 'vqgan'}")
+        self.load_generator_export(denoiser, PaellaDenoiser, self.denoiser, "denoiser")
+
     def state_dict(self) -> dict[str, Any]:
         return {"denoiser": self.denoiser.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict()}
 

@@ -417,6 +417,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
                                       "paper": vqgan_paper}), VQGANTrainer),
     "paella": Family("Paella token predictor (Rampas et al. 2022, v3) on a frozen VQGAN",
                      MappingProxyType({"tiny": paella_tiny, "emoji64": paella_emoji64, "default": paella_emoji64,
+                                       "emoji64-variants": with_caption_variants(paella_emoji64,
+                                                                                 "runs/paella-emoji64-variants"),
                                        "paper": paella_paper}), PaellaTrainer),
     "stylegan-t": Family("StyleGAN-T text-to-image GAN (Sauer et al. 2023): frozen-backbone D, CLIP guidance",
                          MappingProxyType({"tiny": stylegan_t_tiny, "emoji64": stylegan_t_emoji64,
