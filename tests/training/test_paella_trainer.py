@@ -161,6 +161,10 @@ def test_cli_tiny_run_exports_a_bundle_and_samples(tmp_path, npz16):
     pipe = PaellaPipeline.from_pretrained(run / "export")
     images = pipe.generate(["a cat"], [0], steps=2)
     assert images.shape == (1, 3, 16, 16) and torch.isfinite(images).all()
+    # the export samples as the run evaluated: its sample_steps (and sample_cfg, when set) are the bundle's sampler
+    tiny_cfg = PRESETS["tiny"]()
+    assert json.loads((run / "export" / "config.json").read_text())["sampler"] == {"steps": tiny_cfg.sample_steps}
+    assert PRESETS["emoji64"]().sample_cfg == 3.0
 
 
 def test_bf16_training_steps_stay_finite_with_fp32_loss_ema_and_optimizer(tmp_path):

@@ -299,10 +299,11 @@ class PaellaTrainer(Trainer):
 
     # ------------------------------------------------------------------------------------------------ outputs
     def pipeline(self) -> Any:
-        """A `PaellaPipeline` over the frozen VQGAN, the EMA denoiser, the text encoder and the CLIP model."""
+        """A `PaellaPipeline` over the frozen VQGAN, the EMA denoiser, the text encoder and the CLIP model, whose
+        default sampler is the run's (`sample_steps`, `sample_cfg`): an export samples as the run evaluated it."""
         return PaellaPipeline(self.vqgan, self.denoiser_ema.eval(), self.text.encoder(), self.clip,
                               text_encoder_spec=self.train_cfg.text_encoder, clip_model_spec=self.config.clip_model,
-                              resolution=self.train_cfg.resolution)
+                              resolution=self.train_cfg.resolution, sampler=self._sample_kwargs())
 
     def _sample_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"steps": self.config.sample_steps}
