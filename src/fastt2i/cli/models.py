@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _fmt(value) -> str:
     if isinstance(value, dict):
         return "/".join(f"{v:.2f}" for k, v in value.items() if k.startswith("top"))
-    return "–" if value is None else f"{value:.3g}"
+    return "–" if value is None else f"{value:#.3g}"  # (#: 8.00, not 8)
 
 
 def run(args: argparse.Namespace) -> int:
