@@ -121,3 +121,19 @@ def test_variant_presets_change_only_the_caption_forms(family):
     same = dataclasses.replace(cv, train=dataclasses.replace(cv.train, caption_variants="",
                                                              run_dir=base.train.run_dir))
     assert same == base
+
+
+@pytest.mark.parametrize("family,bundle", [("gigagan", "gigagan-emoji64"), ("stylegan-t", "stylegan-t-emoji64"),
+                                           ("paella", "paella-emoji64")])
+def test_finetune_presets_start_from_their_bundle_with_caption_variants(family, bundle, tmp_path):
+    cfg = run_preset(family, "emoji64-finetune")
+    cv = run_preset(family, "emoji64-variants")
+    assert cfg.train.init_from == bundle and cfg.train.ema_rampup is None
+    assert cfg.train.caption_variants == cv.train.caption_variants != ""
+    if family != "paella":
+        assert cfg.d_warmup_kimg == 2.0
+    # the bundle fits the preset: a run starts from it (D and optimisers fresh, step 0)
+    trainer = families()[family].trainer_class(dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, run_dir=str(tmp_path / "ft"))), tensorboard=False, progress=False)
+    trainer.setup()
+    assert trainer._resume() is not None and trainer.step == 0
