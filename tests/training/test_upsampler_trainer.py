@@ -18,6 +18,7 @@ from fastt2i.errors import ConfigError
 from fastt2i.inference import UpscaledPipeline, UpsamplerPipeline, load_pipeline, load_upsampler
 from fastt2i.models.emoji import EmojiCLIP, EmojiCLIPConfig
 from fastt2i.models.gigagan import GigaGANUpsampler
+from fastt2i.training import latest_state, load_state
 from fastt2i.training.presets import families
 from fastt2i.training.upsampler import UpsamplerRunConfig, UpsamplerTrainer
 
@@ -174,3 +175,21 @@ def test_evaluation_scores_the_validation_split(tmp_path, tiny, npz32):
     assert all(math.isfinite(v) for v in res.values()) and 0 < res[f"ssim_{n}"] <= 1
     with pytest.raises(ConfigError, match="unknown upscaler metric"):
         tiny(tmp_path, eval_metrics="fid")
+
+
+def test_init_from_an_export_with_d_warmup_keeps_g_and_trains_d(run_dir, npz32, tiny_clip, tmp_path):
+    """`train.init_from=EXPORT` + `d_warmup_kimg`: the upsampler and its EMA start as the export and stay so while only
+    D trains."""
+    weights = GigaGANUpsampler.from_pretrained(run_dir / "export").state_dict()
+    run = tmp_path / "ft"
+    rc = main(["train", "upsampler", "--preset", "tiny", "--data", str(npz32), "--run-dir", str(run), "--no-progress",
+               "--kimg", "0.016", "--set", f"perceptual_net={tiny_clip}",
+               "--set", f"train.init_from={run_dir / 'export'}", "--set", "d_warmup_kimg=1",
+               "--set", "train.sample_kimg=0"])
+    assert rc == 0
+    state = load_state(latest_state(run))
+    assert state["step"] > 0
+    for k, v in weights.items():
+        assert torch.equal(state["trainer"]["G"][k], v) and torch.equal(state["ema"]["G"][k], v), k
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert rows and all("loss/g_adv" not in r and "loss/d_real" in r for r in rows)
