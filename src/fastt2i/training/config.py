@@ -50,9 +50,10 @@ class TrainConfig:
         init_from: fine-tune: a run directory (its newest training state) or a state file that a new run starts
             from -- weights, optimisers, EMAs, step and images shown -- under this config, which may differ from
             the source's wherever the networks do not (caption variants, learning rates, loss weights, kimg).
-            Or an export or a bundled model's name (the GANs): the generator and its EMA start from its weights,
-            the discriminator and the optimisers fresh, step and images shown from 0 (see the GANs'
-            `d_warmup_kimg`; set `ema_rampup` to null so that the EMA keeps its half-life from the start).
+            Or an export or a bundled model's name (GigaGAN, StyleGAN-T, the upsampler, Paella): the generator
+            (Paella: the token model) and its EMA start from its weights, the discriminator and the optimisers
+            fresh, step and images shown from 0 (see the GANs' `d_warmup_kimg`; set `ema_rampup` to null so that
+            the EMA keeps its half-life from the start).
             Used only while run_dir has no state of its own; after that the run resumes as usual.
     """
 

@@ -24,6 +24,13 @@ def find_export(source: str) -> Path | None:
     return path if isinstance(meta, dict) and "class" in meta and "format_version" in meta else None
 
 
+def config_differences(ours: dict, theirs: dict, may_differ: set[str] = frozenset()) -> str:
+    """'field: X there, Y here; ...' for the first 4 fields (outside `may_differ`) whose values differ between two
+    config dicts, or "" when none do."""
+    diff = sorted(k for k in ours.keys() | theirs.keys() if k not in may_differ and ours.get(k) != theirs.get(k))
+    return "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:4])
+
+
 def load_generator_export(export: Path, cls: type, module: nn.Module, ema: nn.Module) -> None:
     """Copy an exported generator's weights (an EMA generator) into `module` and its EMA copy `ema`.
 
@@ -34,11 +41,8 @@ def load_generator_export(export: Path, cls: type, module: nn.Module, ema: nn.Mo
     if meta["class"] != cls.model_name:
         raise ConfigError(f"train.init_from: {export} holds a {meta['class']!r} model; this run trains a "
                           f"{cls.model_name!r}")
-    ours = json.loads(to_json(module.config))
-    theirs = meta["config"]
-    diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-    if diff:
-        shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:4])
+    shown = config_differences(json.loads(to_json(module.config)), meta["config"])
+    if shown:
         raise ConfigError(f"train.init_from: {export}'s generator differs from this run's ({shown}); a fine-tune "
                           "keeps the architecture: use the preset the export was trained with")
     weights = cls.from_pretrained(export).state_dict()

@@ -50,10 +50,11 @@ from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
 from fastt2i.models.stylegan_t.discriminator import StyleGANTDiscriminator, StyleGANTDiscriminatorConfig
 from fastt2i.models.stylegan_t.generator import StyleGANTGenerator, text_vector
 from fastt2i.noise import seed_noise
-from fastt2i.serialization import CONFIG_NAME, read_export_config
+from fastt2i.serialization import read_export_config
 from fastt2i.text.batcher import Text, TextBatcher
 from fastt2i.text.registry import load_text_encoder, parse_spec
 from fastt2i.training.config import TrainConfig
+from fastt2i.training.finetune import config_differences, find_export
 from fastt2i.training.state import list_states, load_state
 from fastt2i.training.trainer import Trainer
 from fastt2i.training.trainer import step_seconds as time_steps
@@ -178,18 +179,6 @@ class SourceRun:
     D: dict[str, torch.Tensor] | None
 
 
-def _export_dir(p: Path) -> Path | None:
-    for cand in (p, p / "export"):
-        if (cand / CONFIG_NAME).is_file():
-            try:
-                meta = json.loads((cand / CONFIG_NAME).read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(meta, dict) and "class" in meta and "format_version" in meta:
-                return cand
-    return None
-
-
 def read_source_run(path: str | Path) -> SourceRun:
     """The generator (and discriminator) of a finished StyleGAN-T run: a run directory's newest readable training
     state (EMA G, D) or, without one, an export (G only).
@@ -211,7 +200,7 @@ def read_source_run(path: str | Path) -> SourceRun:
             return SourceRun(p, gcfg, state["ema"]["G"], state["trainer"]["D"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"grow_from: {state_path} is not a StyleGAN-T training state") from None
-    export = _export_dir(p)
+    export = find_export(str(p))
     if export is None:
         raise ConfigError(f"grow_from: {p} holds neither a training state nor an export")
     meta = read_export_config(export)
@@ -313,11 +302,9 @@ class StyleGANTTrainer(Trainer):
 
     def _check_source_generator(self, may_differ: set[str]) -> None:
         """ConfigError naming the generator config fields (other than `may_differ`) that differ from the source's."""
-        ours = json.loads(to_json(self.config.generator))
-        theirs = self.source.generator_config
-        diff = sorted(k for k in ours.keys() | theirs.keys() if k not in may_differ and ours.get(k) != theirs.get(k))
-        if diff:
-            shown = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in diff[:4])
+        shown = config_differences(json.loads(to_json(self.config.generator)), self.source.generator_config,
+                                   may_differ)
+        if shown:
             keep = "only " + ", ".join(sorted(may_differ)) + " may change" if may_differ else "it must be the same"
             raise ConfigError(f"mode={self.config.mode}: the generator config differs from the source run's "
                               f"({shown}); {keep}")
