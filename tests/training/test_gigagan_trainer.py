@@ -341,3 +341,16 @@ def test_two_process_ranks_stay_identical(tmp_path, npz_data):
     r0, r1 = (json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2 and r0["finished"] and r1["finished"]
     assert (r0["G"], r0["D"], r0["ema"]) == (r1["G"], r1["D"], r1["ema"]), "ranks diverged: gradients not averaged"
+
+
+def test_mode_seeking_pairs_captions_and_adds_its_term(tmp_path, monkeypatch):
+    t = built(tiny(tmp_path, mode_seeking_weight=1.0))
+    pooled = []
+    synthesize = t.synthesize
+    monkeypatch.setattr(t, "synthesize", lambda G, z, text, **kw: pooled.append(text[2].detach().clone())
+                        or synthesize(G, z, text, **kw))
+    out = t.train_step(batch(), 0)
+    assert {"loss/g_adv", "loss/g_ms"} <= set(out) and all(math.isfinite(float(v)) for v in out.values())
+    c = pooled[-1]  # the G step's text: rows 4..7 repeat rows 0..3
+    assert torch.equal(c[4:], c[:4]) and not torch.equal(c[0], c[1])
+    assert "loss/g_ms" not in built(tiny(tmp_path, "off")).train_step(batch(), 0)  # default: the paper, off

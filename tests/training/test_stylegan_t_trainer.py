@@ -381,3 +381,24 @@ def test_d_condition_is_g_text_vector_with_text_scale(tmp_path):
     c = trainer.d_condition(text)
     torch.testing.assert_close(c, trainer.G.text_condition(*text)[2])
     torch.testing.assert_close(c.norm(dim=-1), torch.full((2,), 4.0))
+
+
+def test_mode_seeking_pairs_captions_and_adds_its_term(tmp_path, monkeypatch):
+    t = built(tiny(tmp_path, mode_seeking_weight=1.0))
+    seen = []
+    judge = t.judge
+    monkeypatch.setattr(t, "judge", lambda images, c: seen.append(c.detach().clone()) or judge(images, c))
+    out = t.train_step(batch(), 0)
+    assert {"loss/g_adv", "loss/g_ms"} <= set(out) and all(math.isfinite(float(v)) for v in out.values())
+    c = seen[-1]  # the G step's D condition: rows 4..7 repeat rows 0..3
+    assert torch.equal(c[4:], c[:4]) and not torch.equal(c[0], c[1])
+    assert "loss/g_ms" not in built(tiny(tmp_path, "off")).train_step(batch(), 0)  # default: the paper, off
+    with pytest.raises(ConfigError, match="full training only"):
+        tiny(tmp_path, "te", mode="text-encoder", mode_seeking_weight=1.0)
+
+
+def test_mode_seeking_in_clip_space_loads_the_clip_model_alone(tmp_path, tiny_clip):
+    t = built(tiny(tmp_path, clip_model=tiny_clip, mode_seeking_weight=0.5, mode_seeking_space="clip"))
+    assert t.clip is not None  # loaded for the distance, with CLIP guidance off
+    out = t.train_step(batch(), 0)
+    assert "loss/g_ms" in out and "loss/g_clip" not in out and math.isfinite(float(out["loss/g_ms"]))

@@ -126,6 +126,8 @@ def test_crops_and_their_checks(tmp_path, tiny):
         tiny(tmp_path, crop=15)
     with pytest.raises(ConfigError, match="image_channels must be 6"):
         tiny(tmp_path, discriminator=dataclasses.replace(PRESETS["tiny"]().discriminator, image_channels=3))
+    with pytest.raises(ConfigError, match="mode_seeking_weight is for base generators"):
+        tiny(tmp_path, mode_seeking_weight=1.0)
 
 
 def test_perceptual_term_is_against_the_ground_truth(tmp_path, tiny):

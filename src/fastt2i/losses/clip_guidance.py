@@ -55,6 +55,7 @@ def clip_guidance_loss(
     text_emb: torch.Tensor,
     crop: int | None = None,
     generator: torch.Generator | None = None,
+    image_features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN-T's CLIP loss: the mean over the batch of `spherical_distance(E_img(images), text_emb)`.
 
@@ -70,6 +71,8 @@ def clip_guidance_loss(
         crop: if the images are larger, take one random crop x crop of them first (the official code crops 64 px
             from larger images before CLIP, to save compute); None = whole images.
         generator: draws that crop's position.
+        image_features: `clip_model`'s embeddings [B,E] of these images when the caller has them (no crop then);
+            skips the encoding.
 
     Returns:
         scalar fp32 loss.
@@ -81,6 +84,22 @@ def clip_guidance_loss(
         raise ValueError(f"CLIP guidance expects images [B,3,H,W] in [-1,1], got {tuple(images.shape)}")
     if text_emb.ndim != 2 or text_emb.shape[0] != images.shape[0]:
         raise ValueError(f"text_emb must be [B,E] with B={images.shape[0]}, got {tuple(text_emb.shape)}")
+    if image_features is not None:
+        feats = image_features
+    else:
+        feats = clip_input_features(clip_model, images, crop, generator)
+    with torch.autocast(feats.device.type, enabled=False):  # the distance in fp32 under autocast
+        img, txt = feats.float(), text_emb.float().to(feats.device)
+        if img.shape != txt.shape:
+            raise ValueError(f"image {tuple(img.shape)} and text {tuple(txt.shape)} embeddings differ in shape")
+        return spherical_distance(img, txt).mean()
+
+
+def clip_input_features(clip_model: nn.Module, images: torch.Tensor, crop: int | None = None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """`clip_model.encode_image` of images [B,3,H,W] in [-1,1] (one random crop x crop first when they are larger,
+    then resized to the model's input size when it states one) -> [B,E], with gradients to the images."""
+    refuse_metric_network(clip_model, "CLIP guidance")
     x = images
     h, w = x.shape[-2:]
     if crop is not None and (h > crop or w > crop):
@@ -95,8 +114,4 @@ def clip_guidance_loss(
     if images.requires_grad and torch.is_grad_enabled() and not feats.requires_grad:
         raise ConfigError(f"{type(clip_model).__name__}.encode_image passes no gradient to the images (does it run "
                           "under no_grad, like a metric feature extractor?); CLIP guidance needs a differentiable one")
-    with torch.autocast(feats.device.type, enabled=False):  # the distance in fp32 under autocast
-        img, txt = feats.float(), text_emb.float().to(feats.device)
-        if img.shape != txt.shape:
-            raise ValueError(f"image {tuple(img.shape)} and text {tuple(txt.shape)} embeddings differ in shape")
-        return spherical_distance(img, txt).mean()
+    return feats

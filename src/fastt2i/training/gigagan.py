@@ -24,6 +24,7 @@ from torch import nn
 from fastt2i.errors import ConfigError
 from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.gigagan import GigaGANPipeline
+from fastt2i.losses.diversity import check_mode_seeking, mode_seeking_loss, paired_rows
 from fastt2i.losses.gan import d_logistic, g_nonsaturating, r1_penalty
 from fastt2i.losses.matching import d_matching_loss, try_mismatch_index
 from fastt2i.losses.vision_aided import VisionAidedDiscriminator, clip_image_features, generator_clip_loss
@@ -73,6 +74,11 @@ class GigaGANRunConfig:
         eval_num: generated images per evaluation.
         d_warmup_kimg: for this run's first N kimg only the discriminator trains (G and its EMA stay as they are):
             a fresh D catches up with a G that `train.init_from` loaded from an export before G learns from it.
+        mode_seeking_weight: weight of MSGAN's mode-seeking term (`fastt2i.losses.diversity`; not in the paper):
+            each G batch is half as many captions, each drawn with two z, and G is also pushed to make the two
+            images differ (their L1 distance at `mode_seeking_pool` px). 0 = off (the paper). Base generator only.
+        mode_seeking_pool: the pixel distance's resolution (0 = full; 16: shape and colour, not noise texture).
+        mode_seeking_space: "pixels", or "clip": the cosine distance of the two images' `clip_model` embeddings.
     """
 
     generator: GigaGANGeneratorConfig = field(default_factory=GigaGANGeneratorConfig)
@@ -97,10 +103,15 @@ class GigaGANRunConfig:
     eval_metrics: str = "fd_emojinet,clipscore_emojiclip"
     eval_num: int = 10_000
     d_warmup_kimg: float = 0.0
+    mode_seeking_weight: float = 0.0
+    mode_seeking_pool: int = 16
+    mode_seeking_space: str = "pixels"
 
     def __post_init__(self) -> None:
         g, d, t = self.generator, self.discriminator, self.train
         self._check_resolutions()
+        check_mode_seeking(self.mode_seeking_weight, t.batch_size, pool=self.mode_seeking_pool,
+                           space=self.mode_seeking_space)
         if not 0 <= self.d_warmup_kimg < float("inf"):
             raise ConfigError(f"d_warmup_kimg must be a finite number >= 0, got {self.d_warmup_kimg}")
         for name, spec in (("generator", g.text_encoder), ("discriminator", d.text_encoder)):
@@ -152,7 +163,8 @@ class GigaGANTrainer(Trainer):
             raise ConfigError(f"discriminator.text_dim ({cfg.discriminator.text_dim}) must equal the pooled text width "
                               f"({gcfg.pooled_width}): D takes tokens and pooled vector of one width")
         self.clip: nn.Module | None = None
-        if cfg.clip_loss_weight > 0 or cfg.vision_aided_weight > 0:
+        if cfg.clip_loss_weight > 0 or cfg.vision_aided_weight > 0 or (
+                cfg.mode_seeking_weight > 0 and cfg.mode_seeking_space == "clip"):
             self.clip = load_clip_model(cfg.clip_model, self.device)
         self._clip_text: dict[str, torch.Tensor] = {}
         VA = None
@@ -330,13 +342,22 @@ class GigaGANTrainer(Trainer):
         if self.VA is not None:
             self.VA.requires_grad_(False)
         out: dict[str, torch.Tensor] = {}
+        if cfg.mode_seeking_weight > 0:  # rows P..2P-1 repeat the captions of rows 0..P-1, with their own z
+            rows = paired_rows(len(captions), self.device)
+            captions, text = [captions[i] for i in rows.tolist()], tuple(t[rows] for t in text)
+        z = self.sample_z(len(captions))  # [B,z_dim]
         with self.autocast():
-            fake = self.synthesize(self.G, self.sample_z(len(captions)), text, mix=True, update_w_avg=True, cond=cond)
+            fake = self.synthesize(self.G, z, text, mix=True, update_w_avg=True, cond=cond)
             out["loss/g_adv"] = g_nonsaturating(self.D(self.d_pyramid(fake, cond), *text), cfg.scale_reduction)
             total = out["loss/g_adv"]
-            feats = None  # the frozen CLIP image features of G's images: one pass for both terms
+            feats = None  # the frozen CLIP image features of G's images: one pass for all terms
             if self.clip is not None:
                 feats = clip_image_features(self.clip, fake[0])  # [B,E]
+            if cfg.mode_seeking_weight > 0:  # MSGAN eq. 3 over the caption pairs, on the full-resolution output
+                p = len(captions) // 2
+                x = feats if cfg.mode_seeking_space == "clip" else fake[0]
+                out["loss/g_ms"] = mode_seeking_loss(x[:p], x[p:2 * p], z[:p], z[p:2 * p], pool=cfg.mode_seeking_pool)
+                total = total + cfg.mode_seeking_weight * out["loss/g_ms"]
             if cfg.clip_loss_weight > 0:  # GigaGAN sec. 3.5, eq. 9
                 out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]),
                                                          image_features=feats)

@@ -43,7 +43,8 @@ from fastt2i.config import to_json
 from fastt2i.errors import ConfigError, DataError
 from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.stylegan_t import StyleGANTPipeline
-from fastt2i.losses.clip_guidance import clip_guidance_loss
+from fastt2i.losses.clip_guidance import clip_guidance_loss, clip_input_features
+from fastt2i.losses.diversity import check_mode_seeking, mode_seeking_loss, paired_rows
 from fastt2i.losses.gan import d_hinge, g_hinge
 from fastt2i.models.image_text import load_clip_model
 from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
@@ -96,6 +97,11 @@ class StyleGANTRunConfig:
         eval_num: generated images per evaluation.
         d_warmup_kimg: for this run's first N kimg only the discriminator's heads train (G and its EMA stay as they
             are): a fresh D catches up with a G that `train.init_from` loaded from an export.
+        mode_seeking_weight: weight of MSGAN's mode-seeking term (`fastt2i.losses.diversity`; not in the paper):
+            each G batch is half as many captions, each drawn with two z, and G is also pushed to make the two
+            images differ (their L1 distance at `mode_seeking_pool` px). 0 = off (the paper). Full mode only.
+        mode_seeking_pool: the pixel distance's resolution (0 = full; 16: shape and colour, not noise texture).
+        mode_seeking_space: "pixels", or "clip": the cosine distance of the two images' `clip_model` embeddings.
     """
 
     generator: StyleGANTGeneratorConfig = field(default_factory=StyleGANTGeneratorConfig)
@@ -118,6 +124,9 @@ class StyleGANTRunConfig:
     eval_metrics: str = "fd_emojinet,clipscore_emojiclip"
     eval_num: int = 10_000
     d_warmup_kimg: float = 0.0
+    mode_seeking_weight: float = 0.0
+    mode_seeking_pool: int = 16
+    mode_seeking_space: str = "pixels"
 
     def __post_init__(self) -> None:
         g, d, t = self.generator, self.discriminator, self.train
@@ -144,6 +153,8 @@ class StyleGANTRunConfig:
         parse_policy(self.diffaug_policy)  # a ConfigError naming the valid ops
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        check_mode_seeking(self.mode_seeking_weight, t.batch_size, self.mode == "full", self.mode_seeking_pool,
+                           self.mode_seeking_space)
         if not self.sample_prompts or not self.sample_seeds:
             raise ConfigError("sample_prompts and sample_seeds must not be empty")
         if self.eval_num < 1:
@@ -293,7 +304,7 @@ class StyleGANTTrainer(Trainer):
         self.G_ema = self.add_ema("G", self.G)
         self.text_ema = self.add_ema("text_encoder", self.text_encoder) if self.text_encoder is not None else None
         self.clip: nn.Module | None = None
-        if cfg.clip_guidance_weight > 0:
+        if cfg.clip_guidance_weight > 0 or (cfg.mode_seeking_weight > 0 and cfg.mode_seeking_space == "clip"):
             self.clip = load_clip_model(cfg.clip_model, self.device)
         self._clip_text: dict[str, torch.Tensor] = {}
         self.maybe_compile(self.G.mapping, "G.mapping")
@@ -430,14 +441,26 @@ class StyleGANTTrainer(Trainer):
         self.D.eval()  # ... and its spectral-norm vectors stay as the last D step left them (D unchanged by G steps)
         g_text = text if g_text is None else g_text
         out: dict[str, torch.Tensor] = {}
+        if cfg.mode_seeking_weight > 0:  # rows P..2P-1 repeat the captions of rows 0..P-1, with their own z
+            rows = paired_rows(len(captions), self.device)
+            captions = [captions[i] for i in rows.tolist()]
+            text, g_text = tuple(t[rows] for t in text), tuple(t[rows] for t in g_text)
+        z = self.sample_z(len(captions))  # [B,z_dim]
         with self.autocast():
-            fake = self.synthesize(self.G, self.sample_z(len(captions)), g_text, mix=cfg.mode == "full",
+            fake = self.synthesize(self.G, z, g_text, mix=cfg.mode == "full",
                                    update_w_avg=cfg.mode == "full")  # [B,3,H,W]
             logits = self.judge(fake, self.d_condition(text)).float()  # [B,N]
             out["loss/g_adv"] = g_hinge(logits)
             total = out["loss/g_adv"]
-            if self.clip is not None:  # sec. 3.3: squared spherical distance to the caption's CLIP embedding
-                out["loss/g_clip"] = clip_guidance_loss(self.clip, fake, self.clip_text(captions), crop=CLIP_CROP)
+            feats = clip_input_features(self.clip, fake, crop=CLIP_CROP) if self.clip is not None else None  # [B,E]
+            if cfg.mode_seeking_weight > 0:  # MSGAN eq. 3 over the caption pairs
+                p = len(captions) // 2
+                x = feats if cfg.mode_seeking_space == "clip" else fake
+                out["loss/g_ms"] = mode_seeking_loss(x[:p], x[p:2 * p], z[:p], z[p:2 * p], pool=cfg.mode_seeking_pool)
+                total = total + cfg.mode_seeking_weight * out["loss/g_ms"]
+            if cfg.clip_guidance_weight > 0:  # sec. 3.3: squared spherical distance to the caption's CLIP embedding
+                out["loss/g_clip"] = clip_guidance_loss(self.clip, fake, self.clip_text(captions),
+                                                        image_features=feats)
                 total = total + cfg.clip_guidance_weight * out["loss/g_clip"]
         params = self._g_params if self.text_encoder is None else list(self.text_encoder.parameters())
         self.opt_G.zero_grad(set_to_none=True)

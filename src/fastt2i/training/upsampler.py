@@ -94,6 +94,9 @@ class UpsamplerRunConfig(GigaGANRunConfig):
         if self.vision_aided_weight > 0:
             raise ConfigError("the vision-aided D is not wired for the upsampler (its probe works at 64 px); set "
                               "vision_aided_weight=0")
+        if self.mode_seeking_weight > 0:
+            raise ConfigError("mode_seeking_weight is for base generators: the upsampler's output is pinned to its "
+                              "input and ground truth; set mode_seeking_weight=0")
 
 
 class UpsamplerTrainer(GigaGANTrainer):
