@@ -132,6 +132,8 @@ def test_finetune_presets_start_from_their_bundle_with_caption_variants(family, 
     assert cfg.train.caption_variants == cv.train.caption_variants != ""
     if family != "paella":
         assert cfg.d_warmup_kimg == 2.0
+    if family == "stylegan-t":  # the session 11 recipe: mode seeking against the seed collapse
+        assert cfg.mode_seeking_weight == 0.1 and cfg.mode_seeking_pool == 16
     # the bundle fits the preset: a run starts from it (D and optimisers fresh, step 0)
     trainer = families()[family].trainer_class(dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, run_dir=str(tmp_path / "ft"))), tensorboard=False, progress=False)

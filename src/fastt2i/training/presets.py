@@ -328,7 +328,7 @@ def with_caption_variants(make: Callable[[], Any], run_dir: str) -> Callable[[],
 
 def finetune_from_bundle(make: Callable[[], Any], bundle: str, kimg: float, **fields: Any) -> Callable[[], Any]:
     """The caption-variant preset of `make` as a fine-tune of the bundled model `bundle` (`train.init_from`), the
-    recipe of docs/training-runs.md (session 10): `kimg` kimg, the EMA's half-life from the start
+    recipe of docs/training-runs.md (sessions 10 and 11): `kimg` kimg, the EMA's half-life from the start
     (`ema_rampup=None`), a snapshot every 5 kimg, and `fields` (loss weights, `d_warmup_kimg`, ...)."""
 
     def preset() -> Any:
@@ -451,8 +451,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({
                                            "emoji64-variants": with_caption_variants(
                                                stylegan_t_emoji64, "runs/stylegan-t-emoji64-variants"),
                                            "emoji64-finetune": finetune_from_bundle(
-                                               stylegan_t_emoji64, "stylegan-t-emoji64", 55,
-                                               clip_guidance_weight=0.5, d_warmup_kimg=2.0, blur_init_sigma=0.0),
+                                               stylegan_t_emoji64, "stylegan-t-emoji64", 30,
+                                               clip_guidance_weight=0.5, d_warmup_kimg=2.0, blur_init_sigma=0.0,
+                                               mode_seeking_weight=0.1, mode_seeking_pool=16),
                                            "default": stylegan_t_emoji64, "paper": stylegan_t_paper}),
                          StyleGANTTrainer),
     "upsampler": Family("GigaGAN text-conditioned upsampler (Kang et al. 2023, sec. 3.6), 64 -> 256 px on emoji",
