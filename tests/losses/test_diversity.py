@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fastt2i.errors import ConfigError
-from fastt2i.losses.diversity import check_mode_seeking, mode_seeking_loss, paired_rows
+from fastt2i.losses.diversity import (check_mode_seeking, mode_seeking_loss, pair_conditions,
+                                     paired_mode_seeking_loss, paired_rows)
 
 
 def test_value_is_inverse_ratio_of_image_to_latent_distance():
@@ -69,3 +70,11 @@ def test_embedding_space_uses_cosine_distance():
     assert mode_seeking_loss(e, -e, za, zb, eps=0.0).item() == pytest.approx(0.5)  # opposite: 1 - cos = 2
     with pytest.raises(ConfigError, match="mode_seeking_space must be one of"):
         check_mode_seeking(1.0, 8, space="lpips")
+
+
+def test_pair_conditions_and_the_paired_loss_use_the_same_layout():
+    text = (torch.arange(4.0)[:, None], torch.ones(4, 1, dtype=torch.bool))
+    captions, (tokens, mask) = pair_conditions(["a", "b", "c", "d"], text)
+    assert captions == ["a", "b", "a", "b"] and tokens.flatten().tolist() == [0, 1, 0, 1] and mask.all()
+    x, z = torch.randn(4, 3, 8, 8), torch.randn(4, 5)
+    assert torch.equal(paired_mode_seeking_loss(x, z), mode_seeking_loss(x[:2], x[2:], z[:2], z[2:]))

@@ -67,6 +67,21 @@ def paired_rows(batch: int, device: torch.device | str | None = None) -> torch.T
     return torch.cat([torch.arange(p), torch.arange(p), torch.arange(2 * p, batch)]).to(device)
 
 
+def pair_conditions(captions: list[str], *texts: tuple[torch.Tensor, ...],
+                    device: torch.device | str | None = None) -> tuple[list[str], ...]:
+    """The batch re-indexed by `paired_rows`: (captions, *texts), each text a tuple of [B,...] tensors (tokens,
+    mask, pooled), so that rows P..2P-1 repeat the conditions of rows 0..P-1."""
+    rows = paired_rows(len(captions), device)
+    return ([captions[i] for i in rows.tolist()], *(tuple(t[rows] for t in text) for text in texts))
+
+
+def paired_mode_seeking_loss(x: torch.Tensor, z: torch.Tensor, pool: int = 0) -> torch.Tensor:
+    """`mode_seeking_loss` over a batch laid out by `pair_conditions`: row i against row P + i (P = B // 2).
+    x: images [B,C,H,W] or embeddings [B,E]; z: their latents [B,z_dim]."""
+    p = len(x) // 2
+    return mode_seeking_loss(x[:p], x[p:2 * p], z[:p], z[p:2 * p], pool=pool)
+
+
 def check_mode_seeking(weight: float, batch_size: int, allowed: bool = True, pool: int = 0,
                        space: str = "pixels") -> None:
     """A run config's check of `mode_seeking_weight` / `_pool` / `_space`: finite, >= 0, a known space, and when on,
@@ -84,4 +99,5 @@ def check_mode_seeking(weight: float, batch_size: int, allowed: bool = True, poo
         raise ConfigError("mode_seeking_weight > 0 applies to full training only (set it to 0 in this mode)")
 
 
-__all__ = ["SPACES", "check_mode_seeking", "mode_seeking_loss", "paired_rows"]
+__all__ = ["SPACES", "check_mode_seeking", "mode_seeking_loss", "pair_conditions", "paired_mode_seeking_loss",
+           "paired_rows"]

@@ -24,7 +24,7 @@ from torch import nn
 from fastt2i.errors import ConfigError
 from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.gigagan import GigaGANPipeline
-from fastt2i.losses.diversity import check_mode_seeking, mode_seeking_loss, paired_rows
+from fastt2i.losses.diversity import check_mode_seeking, pair_conditions, paired_mode_seeking_loss
 from fastt2i.losses.gan import d_logistic, g_nonsaturating, r1_penalty
 from fastt2i.losses.matching import d_matching_loss, try_mismatch_index
 from fastt2i.losses.vision_aided import VisionAidedDiscriminator, clip_image_features, generator_clip_loss
@@ -343,8 +343,7 @@ class GigaGANTrainer(Trainer):
             self.VA.requires_grad_(False)
         out: dict[str, torch.Tensor] = {}
         if cfg.mode_seeking_weight > 0:  # rows P..2P-1 repeat the captions of rows 0..P-1, with their own z
-            rows = paired_rows(len(captions), self.device)
-            captions, text = [captions[i] for i in rows.tolist()], tuple(t[rows] for t in text)
+            captions, text = pair_conditions(captions, text, device=self.device)
         z = self.sample_z(len(captions))  # [B,z_dim]
         with self.autocast():
             fake = self.synthesize(self.G, z, text, mix=True, update_w_avg=True, cond=cond)
@@ -354,9 +353,8 @@ class GigaGANTrainer(Trainer):
             if self.clip is not None:
                 feats = clip_image_features(self.clip, fake[0])  # [B,E]
             if cfg.mode_seeking_weight > 0:  # MSGAN eq. 3 over the caption pairs, on the full-resolution output
-                p = len(captions) // 2
                 x = feats if cfg.mode_seeking_space == "clip" else fake[0]
-                out["loss/g_ms"] = mode_seeking_loss(x[:p], x[p:2 * p], z[:p], z[p:2 * p], pool=cfg.mode_seeking_pool)
+                out["loss/g_ms"] = paired_mode_seeking_loss(x, z, pool=cfg.mode_seeking_pool)
                 total = total + cfg.mode_seeking_weight * out["loss/g_ms"]
             if cfg.clip_loss_weight > 0:  # GigaGAN sec. 3.5, eq. 9
                 out["loss/g_clip"] = generator_clip_loss(self.clip, fake[0], self.clip_text(captions, text[2]),

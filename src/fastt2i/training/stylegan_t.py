@@ -44,7 +44,7 @@ from fastt2i.errors import ConfigError, DataError
 from fastt2i.evaluation import evaluate_source
 from fastt2i.inference.stylegan_t import StyleGANTPipeline
 from fastt2i.losses.clip_guidance import clip_guidance_loss, clip_input_features
-from fastt2i.losses.diversity import check_mode_seeking, mode_seeking_loss, paired_rows
+from fastt2i.losses.diversity import check_mode_seeking, pair_conditions, paired_mode_seeking_loss
 from fastt2i.losses.gan import d_hinge, g_hinge
 from fastt2i.models.image_text import load_clip_model
 from fastt2i.models.stylegan_t.config import StyleGANTGeneratorConfig
@@ -442,9 +442,7 @@ class StyleGANTTrainer(Trainer):
         g_text = text if g_text is None else g_text
         out: dict[str, torch.Tensor] = {}
         if cfg.mode_seeking_weight > 0:  # rows P..2P-1 repeat the captions of rows 0..P-1, with their own z
-            rows = paired_rows(len(captions), self.device)
-            captions = [captions[i] for i in rows.tolist()]
-            text, g_text = tuple(t[rows] for t in text), tuple(t[rows] for t in g_text)
+            captions, text, g_text = pair_conditions(captions, text, g_text, device=self.device)
         z = self.sample_z(len(captions))  # [B,z_dim]
         with self.autocast():
             fake = self.synthesize(self.G, z, g_text, mix=cfg.mode == "full",
@@ -454,9 +452,8 @@ class StyleGANTTrainer(Trainer):
             total = out["loss/g_adv"]
             feats = clip_input_features(self.clip, fake, crop=CLIP_CROP) if self.clip is not None else None  # [B,E]
             if cfg.mode_seeking_weight > 0:  # MSGAN eq. 3 over the caption pairs
-                p = len(captions) // 2
                 x = feats if cfg.mode_seeking_space == "clip" else fake
-                out["loss/g_ms"] = mode_seeking_loss(x[:p], x[p:2 * p], z[:p], z[p:2 * p], pool=cfg.mode_seeking_pool)
+                out["loss/g_ms"] = paired_mode_seeking_loss(x, z, pool=cfg.mode_seeking_pool)
                 total = total + cfg.mode_seeking_weight * out["loss/g_ms"]
             if cfg.clip_guidance_weight > 0:  # sec. 3.3: squared spherical distance to the caption's CLIP embedding
                 out["loss/g_clip"] = clip_guidance_loss(self.clip, fake, self.clip_text(captions),
